@@ -1,0 +1,3 @@
+module github.com/dsv3go/dsv3/internal/asmgen
+
+go 1.24
