@@ -257,9 +257,9 @@ func TestValidatorCatchesBrokenSchedules(t *testing.T) {
 		return -1
 	}
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(s *Schedule)
-		want  string
+		want   string
 	}{
 		{"missing forward", func(s *Schedule) {
 			i := find(s, 1, "F0.1")
