@@ -71,7 +71,7 @@ func (st *Stats) Add(rt *Routing) error {
 	gs := c.GroupSize()
 	for t := 0; t < rt.Tokens; t++ {
 		mark := st.Tokens + int64(t) + 1
-		ids, _ := rt.Token(t)
+		ids := rt.Experts[t*rt.K : (t+1)*rt.K]
 		reached := 0
 		for _, e := range ids {
 			g := int(e) / gs
