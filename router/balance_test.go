@@ -177,4 +177,3 @@ func TestStats(t *testing.T) {
 		t.Fatal("mismatched routing accepted")
 	}
 }
-
