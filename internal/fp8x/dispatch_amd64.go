@@ -1,0 +1,5 @@
+//go:build !purego
+
+package fp8x
+
+func archSets() []*Set { return nil }
