@@ -55,5 +55,9 @@
 // half-written one. WriteSharded writes a sharded checkpoint (shards plus
 // model.safetensors.index.json) the same way; the index is renamed into place
 // last and no file the current index references is overwritten before that,
-// so the directory always holds one complete checkpoint.
+// so the directory always holds one complete checkpoint (a crash may leave
+// hidden temporary files or unreferenced new shards behind, never a broken
+// checkpoint). Because files are replaced by rename and never rewritten in
+// place, a process that has the old checkpoint memory-mapped keeps reading
+// it intact while a new one is written.
 package safetensors

@@ -565,3 +565,35 @@ func TestWriteShardedCrash(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestWriteFileWhileMapped replaces a file that is open (memory-mapped) and
+// checks that the open File still reads the old bytes.
+func TestWriteFileWhileMapped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "model.safetensors")
+	old := bigTensors(1)
+	if err := WriteFile(path, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := WriteFile(path, bigTensors(2), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range old {
+		g, _ := f.Tensor(want.Name)
+		if !bytes.Equal(g.Data, want.Data) {
+			t.Errorf("mapped tensor %s changed under the reader", want.Name)
+		}
+	}
+	g, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if a, _ := g.Tensor("a"); bytes.Equal(a.Data, old[0].Data) {
+		t.Error("a new Open still sees the old file")
+	}
+}
