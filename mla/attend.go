@@ -1,0 +1,179 @@
+package mla
+
+import (
+	"math"
+	"sync"
+
+	"github.com/dsv3go/dsv3"
+	"github.com/dsv3go/dsv3/internal/gemm"
+	"github.com/dsv3go/dsv3/internal/parallel"
+)
+
+// mm sets c = op(a)·op(b) (c += when acc) on the float32 GEMM with the
+// given worker count.
+func mm(transA, transB bool, c, a, b dsv3.Matrix, acc bool, workers int) {
+	m, k := a.Rows, a.Cols
+	if transA {
+		m, k = a.Cols, a.Rows
+	}
+	n := b.Cols
+	if transB {
+		n = b.Rows
+	}
+	gemm.Sgemm(transA, transB, m, n, k, a.Data, a.Stride, b.Data, b.Stride, c.Data, c.Stride, acc, workers)
+}
+
+// problem is one causal attention: R query rows against T keys. Query row
+// r sees the keys [0, off + r/group] (group rows share a position: 1 for a
+// single head, the head count for the absorbed path's stacked heads). The
+// score of row r and key j is scale·(qn[r]·kn[j] + qp[r]·kp[j]); the output
+// row is the softmax-weighted sum of v.
+type problem struct {
+	qn, qp dsv3.Matrix // [R, dn], [R, dr]
+	kn, kp dsv3.Matrix // [T, dn], [T, dr]
+	v      dsv3.Matrix // [T, dv]
+	o      dsv3.Matrix // [R, dv]
+	lse    []float64   // [R] log-sum-exp of the scaled scores, or nil
+	off    int
+	group  int
+	scale  float32
+}
+
+// visible returns how many keys row r sees.
+func (p *problem) visible(r int) int { return p.off + r/p.group + 1 }
+
+// scratchBudget is the most score values one block of query rows holds.
+const scratchBudget = 1 << 20
+
+var scratchPool = sync.Pool{New: func() any { return new([]float32) }}
+
+func getScratch(n int) *[]float32 {
+	s := scratchPool.Get().(*[]float32)
+	if cap(*s) < n {
+		*s = make([]float32, n)
+	}
+	*s = (*s)[:n]
+	return s
+}
+
+// blockRows returns how many query rows a block takes: as many as keep the
+// block's scores within scratchBudget, at least one.
+func (p *problem) blockRows() int {
+	t := p.visible(p.qn.Rows - 1)
+	return max(1, min(p.qn.Rows, scratchBudget/max(t, 1)))
+}
+
+// scores sets s [r1−r0, nk] to the unscaled scores of query rows [r0, r1)
+// against keys [0, nk).
+func (p *problem) scores(s dsv3.Matrix, r0, r1, nk, workers int) {
+	mm(false, true, s, p.qn.Slice(r0, r1), p.kn.Slice(0, nk), false, workers)
+	if p.qp.Cols > 0 {
+		mm(false, true, s, p.qp.Slice(r0, r1), p.kp.Slice(0, nk), true, workers)
+	}
+}
+
+// forward computes o (and lse when not nil) with workers goroutines for
+// the GEMMs and the softmax.
+func (p *problem) forward(workers int) {
+	rows := p.qn.Rows
+	if rows == 0 {
+		return
+	}
+	blk := p.blockRows()
+	buf := getScratch(blk * p.visible(rows-1))
+	defer scratchPool.Put(buf)
+	for r0 := 0; r0 < rows; r0 += blk {
+		r1 := min(rows, r0+blk)
+		nk := p.visible(r1 - 1)
+		s := dsv3.Matrix{Rows: r1 - r0, Cols: nk, Stride: nk, Data: (*buf)[:(r1-r0)*nk]}
+		p.scores(s, r0, r1, nk, workers)
+		grain := max(1, 8192/nk)
+		parallel.For(r1-r0, grain, workers, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				lse := softmaxRow(s.Row(i), p.visible(r0+i), p.scale)
+				if p.lse != nil {
+					p.lse[r0+i] = lse
+				}
+			}
+		})
+		mm(false, false, p.o.Slice(r0, r1), s, p.v.Slice(0, nk), false, workers)
+	}
+}
+
+// softmaxRow replaces the first n values of row (scores) by
+// softmax(scale·row[:n]) and the rest by 0, and returns the log-sum-exp of
+// the scaled scores.
+func softmaxRow(row []float32, n int, scale float32) float64 {
+	mx := float32(math.Inf(-1))
+	for j := 0; j < n; j++ {
+		row[j] *= scale
+		mx = max(mx, row[j])
+	}
+	var sum float64
+	for j := 0; j < n; j++ {
+		e := math.Exp(float64(row[j] - mx))
+		row[j] = float32(e)
+		sum += e
+	}
+	inv := float32(1 / sum)
+	for j := 0; j < n; j++ {
+		row[j] *= inv
+	}
+	clear(row[n:])
+	return float64(mx) + math.Log(sum)
+}
+
+// backward adds the gradients of one problem, given dO [R, dv]: dqn and
+// dqp are set (rows [0, R)), dkn, dkp and dv are accumulated (they must be
+// zeroed or hold other contributions). p.lse must hold the forward's
+// values and p.o its output.
+func (p *problem) backward(do, dqn, dqp, dkn, dkp, dv dsv3.Matrix, workers int) {
+	rows := p.qn.Rows
+	if rows == 0 {
+		return
+	}
+	// delta[r] = Σ_j P[r,j]·dP[r,j] = dO[r]·O[r].
+	delta := make([]float32, rows)
+	for r := 0; r < rows; r++ {
+		var d float64
+		orow, drow := p.o.Row(r), do.Row(r)
+		for j, v := range orow {
+			d += float64(v) * float64(drow[j])
+		}
+		delta[r] = float32(d)
+	}
+	blk := p.blockRows()
+	width := p.visible(rows - 1)
+	buf := getScratch(2 * blk * width)
+	defer scratchPool.Put(buf)
+	for r0 := 0; r0 < rows; r0 += blk {
+		r1 := min(rows, r0+blk)
+		nk := p.visible(r1 - 1)
+		n := (r1 - r0) * nk
+		s := dsv3.Matrix{Rows: r1 - r0, Cols: nk, Stride: nk, Data: (*buf)[:n]}
+		dp := dsv3.Matrix{Rows: r1 - r0, Cols: nk, Stride: nk, Data: (*buf)[n : 2*n]}
+		p.scores(s, r0, r1, nk, workers)
+		mm(false, true, dp, do.Slice(r0, r1), p.v.Slice(0, nk), false, workers)
+		for i := 0; i < r1-r0; i++ {
+			vis := p.visible(r0 + i)
+			lse := p.lse[r0+i]
+			srow, dprow := s.Row(i), dp.Row(i)
+			d := delta[r0+i]
+			for j := 0; j < vis; j++ {
+				pr := float32(math.Exp(float64(srow[j]*p.scale) - lse))
+				srow[j] = pr                             // P
+				dprow[j] = pr * (dprow[j] - d) * p.scale // dS of the unscaled scores
+			}
+			clear(srow[vis:])
+			clear(dprow[vis:])
+		}
+		// dV += Pᵀ·dO; dq = dS·k; dk += dSᵀ·q.
+		mm(true, false, dv.Slice(0, nk), s, do.Slice(r0, r1), true, workers)
+		mm(false, false, dqn.Slice(r0, r1), dp, p.kn.Slice(0, nk), false, workers)
+		mm(true, false, dkn.Slice(0, nk), dp, p.qn.Slice(r0, r1), true, workers)
+		if p.qp.Cols > 0 {
+			mm(false, false, dqp.Slice(r0, r1), dp, p.kp.Slice(0, nk), false, workers)
+			mm(true, false, dkp.Slice(0, nk), dp, p.qp.Slice(r0, r1), true, workers)
+		}
+	}
+}
