@@ -144,8 +144,8 @@ type index struct {
 // new shards are named model-<random tag>-00001-of-0000N.safetensors
 // instead. So at every instant the index on disk references one complete
 // checkpoint, old or new, and a crash never mixes them. After the new
-// index is in place the shards only the previous index referenced are
-// removed (best effort); other files in dir are left alone.
+// index is in place the *.safetensors shards only the previous index
+// referenced are removed (best effort); other files in dir are left alone.
 func WriteSharded(dir string, tensors []*Tensor, maxShardBytes int64, metadata map[string]string) error {
 	if _, _, err := layout(tensors, metadata); err != nil { // validates every tensor and name once
 		return err
@@ -238,8 +238,8 @@ func shardNames(dir string, n int) ([]string, error) {
 	return nil, fmt.Errorf("safetensors: %s: no free shard file names", dir)
 }
 
-// oldShards returns the shard names the index in dir references, or nil
-// when there is no readable index.
+// oldShards returns the shard names (plain *.safetensors file names) the
+// index in dir references, or nil when there is no readable index.
 func oldShards(dir string) []string {
 	b, err := os.ReadFile(filepath.Join(dir, IndexName))
 	if err != nil {
@@ -252,7 +252,7 @@ func oldShards(dir string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, shard := range ix.WeightMap {
-		if validShardName(shard) && !seen[shard] {
+		if validShardName(shard) && strings.HasSuffix(shard, ".safetensors") && !seen[shard] {
 			seen[shard] = true
 			out = append(out, shard)
 		}

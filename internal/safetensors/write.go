@@ -102,11 +102,12 @@ func writeJSONString(b *bytes.Buffer, s string) {
 }
 
 // Write writes tensors to w as one safetensors file with the optional
-// string metadata (omitted when empty). Every tensor is validated first
-// (see Tensor.check: known dtype, non-negative shape, byte length matching
-// the shape, unique non-empty UTF-8 names); an invalid one is an error
-// naming it, before anything is written. The layout is deterministic: see
-// the package documentation.
+// string metadata (omitted when empty). Every tensor is validated first (a
+// unique, non-empty UTF-8 name other than "__metadata__", a known dtype,
+// non-negative dimensions, exactly product(shape) × dtype size bytes); an
+// invalid one is an error naming it, returned before anything is written.
+// The layout is deterministic and the reference library's: see the package
+// documentation.
 func Write(w io.Writer, tensors []*Tensor, metadata map[string]string) error {
 	order, hdr, err := layout(tensors, metadata)
 	if err != nil {

@@ -597,3 +597,23 @@ func TestWriteFileWhileMapped(t *testing.T) {
 		t.Error("a new Open still sees the old file")
 	}
 }
+
+// TestWriteShardedKeepsForeignFiles: an index that names a non-shard file
+// does not make WriteSharded delete it.
+func TestWriteShardedKeepsForeignFiles(t *testing.T) {
+	dir := writeDir(t, map[string][]byte{
+		IndexName:     indexJSON(map[string]string{"a": "config.json"}),
+		"config.json": []byte(`{"hidden_size": 256}`),
+	})
+	if err := WriteSharded(dir, bigTensors(1)[1:], 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err != nil || string(b) != `{"hidden_size": 256}` {
+		t.Errorf("config.json: %q, %v", b, err)
+	}
+	s, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
