@@ -114,7 +114,7 @@ func (r *Router) Forward(x dsv3.Matrix, train bool) (*Routing, dsv3.Record, erro
 	if err := x.CheckShape("router input", x.Rows, c.Hidden); err != nil {
 		return nil, nil, err
 	}
-	if err := x.CheckFinite("router input"); err != nil {
+	if err := checkFinite(x, r.Workers); err != nil {
 		return nil, nil, err
 	}
 	T, E, K := x.Rows, c.Experts, c.TopK
@@ -179,6 +179,35 @@ func (r *Router) checkParams() error {
 		if err := r.Bias.CheckFinite("router: e_score_correction_bias"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkFinite returns an error naming the first non-finite value of x,
+// checking rows in parallel (v·0 is NaN exactly for NaN and ±Inf).
+func checkFinite(x dsv3.Matrix, workers int) error {
+	var bad atomic.Bool
+	parallel.For(x.Rows, 64, workers, func(lo, hi int) {
+		for i := lo; i < hi && !bad.Load(); i++ {
+			row := x.Row(i)
+			var a0, a1, a2, a3 float32
+			j := 0
+			for ; j+4 <= len(row); j += 4 {
+				a0 += row[j] * 0
+				a1 += row[j+1] * 0
+				a2 += row[j+2] * 0
+				a3 += row[j+3] * 0
+			}
+			for ; j < len(row); j++ {
+				a0 += row[j] * 0
+			}
+			if a0+a1+a2+a3 != 0 {
+				bad.Store(true)
+			}
+		}
+	})
+	if bad.Load() {
+		return x.CheckFinite("router input")
 	}
 	return nil
 }
