@@ -1,14 +1,3 @@
-// Package gemm is dsv3's float32 matrix multiply: C = op(A)·op(B), with op
-// the identity or the transpose, leading dimensions for strided views, and an
-// overwrite or accumulate mode.
-//
-// The three products of training are all one call:
-//
-//	forward          Y  = X·Wᵀ   Sgemm(false, true,  ...)
-//	input gradient   dX = dY·W   Sgemm(false, false, ...)
-//	weight gradient  dW += dYᵀ·X Sgemm(true,  false, ..., acc=true)
-//
-// All matrices are row-major. Accumulation is in float32.
 package gemm
 
 import "fmt"
@@ -38,7 +27,17 @@ func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 		}
 		return
 	}
-	sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers)
+	run(active, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers)
+}
+
+// run computes the validated product with kernel set ks: the GEMV path when
+// C is a single row or column, else the blocked driver. Tests call it with
+// every set the CPU supports.
+func run(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool, workers int) {
+	if gemv(ks, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers) {
+		return
+	}
+	blocked(ks, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers)
 }
 
 // checkOperand panics unless s holds an r×c matrix (stored c×r when trans)

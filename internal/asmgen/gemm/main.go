@@ -1,0 +1,318 @@
+// Command gemm generates the AVX-512 and AVX2+FMA kernels of
+// github.com/dsv3go/dsv3/internal/gemm: register-blocked GEMM micro-kernels
+// over packed panels, and the two GEMV kernels (dot-product rows and
+// row-combination "axpy") used when C has a single row.
+//
+// Regenerate from internal/asmgen with
+//
+//	go run ./gemm -pkg gemm -out ../gemm/gemm_amd64.s -stubs ../gemm/gemm_stubs_amd64.go
+//
+// The micro-kernels compute an r×nr tile of C from a packed A panel (k steps
+// of r consecutive floats: A[i,p] at a[p*r+i]) and a packed B panel (k steps
+// of nr consecutive floats: B[p,j] at b[p*nr+j]):
+//
+//	C[i,j] (+)= Σ_p a[p*r+i]·b[p*nr+j],  i < r, j < nr
+//
+// with C[i,j] at c[i*ldc+j]. The register tile holds all r×nr sums for the
+// whole call, so each packed element is read once per call. nr is 32 (two
+// ZMM registers) for AVX-512 and 16 (two YMM registers) for AVX2; r runs from
+// 1 to the maximal row count that fits the register file (14 and 6), so the
+// bottom edge of a matrix costs no wasted arithmetic.
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+const (
+	maxRowsAVX512 = 14 // 28 accumulators + 2 B vectors + 2 broadcasts = 32 ZMM
+	maxRowsAVX2   = 6  // 12 accumulators + 2 B vectors + 2 broadcasts = 16 YMM
+	kUnroll       = 4  // k steps per loop iteration in the micro-kernels
+)
+
+// isa describes one vector instruction set for the generator.
+type isa struct {
+	name  string
+	width int // float32 lanes per vector register
+	vec   func() VecVirtual
+}
+
+var (
+	avx512 = isa{name: "AVX512", width: 16, vec: ZMM}
+	avx2   = isa{name: "AVX2", width: 8, vec: YMM}
+)
+
+func main() {
+	ConstraintExpr("!purego")
+	for r := 1; r <= maxRowsAVX512; r++ {
+		micro(avx512, r)
+	}
+	for r := 1; r <= maxRowsAVX2; r++ {
+		micro(avx2, r)
+	}
+	for _, s := range []isa{avx512, avx2} {
+		dot(s, 4)
+		dot(s, 1)
+		axpy(s, 4)
+		axpy(s, 1)
+	}
+	Generate()
+}
+
+// micro emits kern<ISA>Rows<r>: an r×(2·width) register tile over k packed steps.
+func micro(s isa, r int) {
+	nr := 2 * s.width
+	name := fmt.Sprintf("kern%sRows%d", s.name, r)
+	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int, acc int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes a %dx%d tile: C (+)= A·B over k packed steps (A panel stride %d, B panel stride %d); acc != 0 adds to C.", name, r, nr, r, nr))
+	k := Load(Param("k"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+	cptr := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+
+	Comment("Prefetch the C tile, used after the k loop.")
+	pc := GP64()
+	MOVQ(cptr, pc)
+	for i := 0; i < r; i++ {
+		PREFETCHT0(Mem{Base: pc})
+		PREFETCHT0(Mem{Base: pc, Disp: 4*nr - 4})
+		if i+1 < r {
+			ADDQ(ldc, pc)
+		}
+	}
+
+	acc := make([][2]VecVirtual, r)
+	for i := range acc {
+		acc[i] = [2]VecVirtual{s.vec(), s.vec()}
+		for _, v := range acc[i] {
+			zero(s, v)
+		}
+	}
+	bv := [2]VecVirtual{s.vec(), s.vec()}
+	bc := [2]VecVirtual{s.vec(), s.vec()}
+	step := func(u int) {
+		VMOVUPS(Mem{Base: b, Disp: 4 * (u*nr + 0)}, bv[0])
+		VMOVUPS(Mem{Base: b, Disp: 4 * (u*nr + s.width)}, bv[1])
+		for i := 0; i < r; i++ {
+			t := bc[i%2]
+			VBROADCASTSS(Mem{Base: a, Disp: 4 * (u*r + i)}, t)
+			VFMADD231PS(bv[0], t, acc[i][0])
+			VFMADD231PS(bv[1], t, acc[i][1])
+		}
+	}
+
+	Comment(fmt.Sprintf("Main loop: %d k steps per iteration.", kUnroll))
+	Label(name + "_loop")
+	CMPQ(k, U8(kUnroll))
+	JL(LabelRef(name + "_tail"))
+	for u := 0; u < kUnroll; u++ {
+		step(u)
+	}
+	ADDQ(U32(4*kUnroll*r), a)
+	ADDQ(U32(4*kUnroll*nr), b)
+	SUBQ(U8(kUnroll), k)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_tail")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_store"))
+	step(0)
+	ADDQ(U32(4*r), a)
+	ADDQ(U32(4*nr), b)
+	DECQ(k)
+	JMP(LabelRef(name + "_tail"))
+
+	Label(name + "_store")
+	accFlag := Load(Param("acc"), GP64())
+	TESTQ(accFlag, accFlag)
+	JZ(LabelRef(name + "_overwrite"))
+	Comment("Accumulate into C.")
+	for i := 0; i < r; i++ {
+		for h := 0; h < 2; h++ {
+			m := Mem{Base: cptr, Disp: 4 * h * s.width}
+			VADDPS(m, acc[i][h], acc[i][h])
+			VMOVUPS(acc[i][h], m)
+		}
+		if i+1 < r {
+			ADDQ(ldc, cptr)
+		}
+	}
+	VZEROUPPER()
+	RET()
+
+	Label(name + "_overwrite")
+	Comment("Overwrite C.")
+	for i := 0; i < r; i++ {
+		for h := 0; h < 2; h++ {
+			VMOVUPS(acc[i][h], Mem{Base: cptr, Disp: 4 * h * s.width})
+		}
+		if i+1 < r {
+			ADDQ(ldc, cptr)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// zero clears a vector register (VPXORD for ZMM needs only AVX512F).
+func zero(s isa, v VecVirtual) {
+	if s.width == 16 {
+		VPXORD(v, v, v)
+	} else {
+		VXORPS(v, v, v)
+	}
+}
+
+// dot emits dot<ISA>R<rows>: y[i] = Σ_p x[p]·w[i*ldw+p] for i < rows, with k a
+// multiple of the vector width (the caller adds the tail).
+func dot(s isa, rows int) {
+	name := fmt.Sprintf("dot%sR%d", s.name, rows)
+	TEXT(name, NOSPLIT, "func(k int, x, w *float32, ldw int, y *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s sets y[i] = Σ_p x[p]·w[i*ldw+p] for %d rows i; k must be a multiple of %d.", name, rows, s.width))
+	k := Load(Param("k"), GP64())
+	x := Load(Param("x"), GP64())
+	w := Load(Param("w"), GP64())
+	ldw := Load(Param("ldw"), GP64())
+	y := Load(Param("y"), GP64())
+	SHLQ(U8(2), ldw)
+	ptr := make([]GPVirtual, rows)
+	for i := range ptr {
+		ptr[i] = GP64()
+		if i == 0 {
+			MOVQ(w, ptr[i])
+		} else {
+			LEAQ(Mem{Base: ptr[i-1], Index: ldw, Scale: 1}, ptr[i])
+		}
+	}
+	acc := make([][2]VecVirtual, rows)
+	for i := range acc {
+		acc[i] = [2]VecVirtual{s.vec(), s.vec()}
+		zero(s, acc[i][0])
+		zero(s, acc[i][1])
+	}
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(U8(2), k) // k in bytes
+	xv := [2]VecVirtual{s.vec(), s.vec()}
+	vb := 4 * s.width
+
+	Label(name + "_loop2")
+	rem := GP64()
+	MOVQ(k, rem)
+	SUBQ(off, rem)
+	CMPQ(rem, U32(2*vb))
+	JL(LabelRef(name + "_one"))
+	for h := 0; h < 2; h++ {
+		VMOVUPS(Mem{Base: x, Index: off, Scale: 1, Disp: h * vb}, xv[h])
+	}
+	for i := 0; i < rows; i++ {
+		for h := 0; h < 2; h++ {
+			VFMADD231PS(Mem{Base: ptr[i], Index: off, Scale: 1, Disp: h * vb}, xv[h], acc[i][h])
+		}
+	}
+	ADDQ(U32(2*vb), off)
+	JMP(LabelRef(name + "_loop2"))
+
+	Label(name + "_one")
+	CMPQ(off, k)
+	JGE(LabelRef(name + "_reduce"))
+	VMOVUPS(Mem{Base: x, Index: off, Scale: 1}, xv[0])
+	for i := 0; i < rows; i++ {
+		VFMADD231PS(Mem{Base: ptr[i], Index: off, Scale: 1}, xv[0], acc[i][0])
+	}
+
+	Label(name + "_reduce")
+	for i := 0; i < rows; i++ {
+		v := acc[i][0]
+		VADDPS(acc[i][1], v, v)
+		var yv Register = v
+		if s.width == 16 {
+			hi := YMM()
+			VEXTRACTF64X4(U8(1), v, hi)
+			yv = v.AsY()
+			VADDPS(hi, yv, yv)
+		}
+		hi := XMM()
+		VEXTRACTF128(U8(1), yv, hi)
+		xr := v.AsX()
+		VADDPS(hi, xr, xr)
+		VHADDPS(xr, xr, xr)
+		VHADDPS(xr, xr, xr)
+		VMOVSS(xr, Mem{Base: y, Disp: 4 * i})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// axpy emits axpy<ISA>R<rows>: y[j] += Σ_i x[i]·w[i*ldw+j] for j < n, with n
+// a multiple of the vector width (the caller adds the tail).
+func axpy(s isa, rows int) {
+	name := fmt.Sprintf("axpy%sR%d", s.name, rows)
+	TEXT(name, NOSPLIT, "func(n int, x, w *float32, ldw int, y *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s adds Σ_i x[i]·w[i*ldw+j] to y[j] for j < n over %d rows i; n must be a multiple of %d.", name, rows, s.width))
+	n := Load(Param("n"), GP64())
+	x := Load(Param("x"), GP64())
+	w := Load(Param("w"), GP64())
+	ldw := Load(Param("ldw"), GP64())
+	y := Load(Param("y"), GP64())
+	SHLQ(U8(2), ldw)
+	SHLQ(U8(2), n) // bytes
+	ptr := make([]GPVirtual, rows)
+	xs := make([]VecVirtual, rows)
+	for i := range ptr {
+		ptr[i] = GP64()
+		if i == 0 {
+			MOVQ(w, ptr[i])
+		} else {
+			LEAQ(Mem{Base: ptr[i-1], Index: ldw, Scale: 1}, ptr[i])
+		}
+		xs[i] = s.vec()
+		VBROADCASTSS(Mem{Base: x, Disp: 4 * i}, xs[i])
+	}
+	off := GP64()
+	XORQ(off, off)
+	vb := 4 * s.width
+	const unroll = 4
+	acc := make([]VecVirtual, unroll)
+	for u := range acc {
+		acc[u] = s.vec()
+	}
+	body := func(u int) {
+		VMOVUPS(Mem{Base: y, Index: off, Scale: 1, Disp: u * vb}, acc[u])
+		for i := 0; i < rows; i++ {
+			VFMADD231PS(Mem{Base: ptr[i], Index: off, Scale: 1, Disp: u * vb}, xs[i], acc[u])
+		}
+		VMOVUPS(acc[u], Mem{Base: y, Index: off, Scale: 1, Disp: u * vb})
+	}
+	Label(name + "_loop4")
+	rem := GP64()
+	MOVQ(n, rem)
+	SUBQ(off, rem)
+	CMPQ(rem, U32(unroll*vb))
+	JL(LabelRef(name + "_loop1"))
+	for u := 0; u < unroll; u++ {
+		body(u)
+	}
+	ADDQ(U32(unroll*vb), off)
+	JMP(LabelRef(name + "_loop4"))
+
+	Label(name + "_loop1")
+	CMPQ(off, n)
+	JGE(LabelRef(name + "_done"))
+	body(0)
+	ADDQ(U32(vb), off)
+	JMP(LabelRef(name + "_loop1"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,59 @@
+// Package gemm is dsv3's float32 matrix multiply, the kernel under every
+// linear layer of DeepSeek-V3 (arXiv 2412.19437): C = op(A)·op(B), with op
+// the identity or the transpose, leading dimensions for strided views, and
+// an overwrite or accumulate mode:
+//
+//	C[i,j] (+)= Σ_{p<K} op(A)[i,p]·op(B)[p,j],   i < M, j < N.
+//
+// The three products of training are each one call (row-major storage,
+// weights stored [out, in] as in the checkpoints):
+//
+//	forward          Y  = X·Wᵀ    Sgemm(false, true,  ...)
+//	input gradient   dX = dY·W    Sgemm(false, false, ...)
+//	weight gradient  dW += dYᵀ·X  Sgemm(true,  false, ..., acc=true)
+//
+// Accumulation is in float32 over the whole of K (the report's §3.3.2 asks
+// for FP32 accumulation of the FP8 GEMMs; this is the FP32 GEMM they fall
+// back to and the one the FP32 master path uses). The summation order is a
+// blocked one, not a plain loop: results agree with a float64 reference to
+// within about 1e-5·sqrt(K)·Σ_p|op(A)[i,p]·op(B)[p,j]|, and they are
+// bit-identical whatever the worker count.
+//
+// # Algorithm
+//
+// The structure is GotoBLAS/BLIS's: for each nc-wide block of C's columns and
+// each kc-deep slice of K, op(B)'s kc×nc block is packed into nr-wide panels
+// (B[p, j] at panel[p*nr+j]), shared by all workers and sized to stay in L2;
+// each worker then takes a band of C's rows, packs op(A) one mr-row panel at
+// a time (A[i, p] at panel[p*r+i], small enough for L1) and runs the
+// register-tile micro-kernel over every B panel. Packing absorbs the
+// transposes, so one micro-kernel serves all four forms. Tiles cut by C's
+// bottom edge use a micro-kernel for that many rows (one exists for each
+// row count), tiles cut by its right edge go through a scratch tile.
+// Workers split rows first and columns when M is too small; the first kc
+// slice honours the caller's mode, the later ones accumulate.
+//
+// When C is a single row (M == 1, decoding one token) or a single column,
+// no packing is done: the matrix operand is streamed once, as dot products
+// of its rows with the vector (Wᵀ forms) or as a combination of its rows
+// (the others), split over workers by output element.
+//
+// # Kernels
+//
+// Three kernel sets implement the inner loops:
+//
+//	avx512  14×32 register tile (28 ZMM accumulators), AVX512F
+//	avx2    6×16 register tile (12 YMM accumulators), AVX2 + FMA
+//	go      4×4 register tile in pure Go, the portable twin
+//
+// The assembly is generated with avo (github.com/mmcloughlin/avo) by
+// internal/asmgen/gemm, a separate module; the generated gemm_amd64.s is
+// committed. The set is chosen once at init with golang.org/x/sys/cpu; the
+// purego build tag (or a non-amd64 GOARCH) leaves only the Go set. Every
+// assembly call covers at most one kc-deep register tile or a few rows of
+// a GEMV, so it returns within microseconds (assembly is not preempted).
+// The tests run every set the CPU supports, not only the dispatched one.
+//
+// Packing buffers come from a sync.Pool, so steady-state calls do not
+// allocate.
+package gemm

@@ -1,0 +1,51 @@
+//go:build !purego
+
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// archKernelSets returns the assembly kernel sets this CPU and OS support
+// (golang.org/x/sys/cpu checks both the CPUID bits and that the OS saves the
+// vector state), fastest first.
+func archKernelSets() []*kernelSet {
+	var sets []*kernelSet
+	if cpu.X86.HasAVX512F {
+		sets = append(sets, avx512Kernels())
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		sets = append(sets, avx2Kernels())
+	}
+	return sets
+}
+
+func avx512Kernels() *kernelSet {
+	return &kernelSet{
+		name: "avx512",
+		mr:   14, nr: 32,
+		micro: []microKernel{nil,
+			kernAVX512Rows1, kernAVX512Rows2, kernAVX512Rows3, kernAVX512Rows4,
+			kernAVX512Rows5, kernAVX512Rows6, kernAVX512Rows7, kernAVX512Rows8,
+			kernAVX512Rows9, kernAVX512Rows10, kernAVX512Rows11, kernAVX512Rows12,
+			kernAVX512Rows13, kernAVX512Rows14,
+		},
+		kc: 256, nc: 512,
+		lanes: 16,
+		dot4:  dotAVX512R4, dot1: dotAVX512R1,
+		axpy4: axpyAVX512R4, axpy1: axpyAVX512R1,
+	}
+}
+
+func avx2Kernels() *kernelSet {
+	return &kernelSet{
+		name: "avx2",
+		mr:   6, nr: 16,
+		micro: []microKernel{nil,
+			kernAVX2Rows1, kernAVX2Rows2, kernAVX2Rows3,
+			kernAVX2Rows4, kernAVX2Rows5, kernAVX2Rows6,
+		},
+		kc: 256, nc: 512,
+		lanes: 8,
+		dot4:  dotAVX2R4, dot1: dotAVX2R1,
+		axpy4: axpyAVX2R4, axpy1: axpyAVX2R1,
+	}
+}
