@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -413,7 +414,9 @@ func TestWriteSharded(t *testing.T) {
 	if err := WriteSharded(dir, ts, max, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
-	checkSharded := func(ts []*Tensor, prefix string) map[string]string {
+	conventional := regexp.MustCompile(`^model-[0-9]{5}-of-[0-9]{5}\.safetensors$`)
+	tagged := regexp.MustCompile(`^model-[0-9a-f]{8}-[0-9]{5}-of-[0-9]{5}\.safetensors$`)
+	checkSharded := func(ts []*Tensor, pattern *regexp.Regexp) map[string]string {
 		t.Helper()
 		var ix struct {
 			Metadata struct {
@@ -441,7 +444,7 @@ func TestWriteSharded(t *testing.T) {
 			t.Errorf("index: total_size %d for %d tensors, want %d for %d", ix.Metadata.TotalSize, len(ix.WeightMap), total, len(ts))
 		}
 		for sh, n := range perShard {
-			if !strings.HasPrefix(sh, prefix) || !strings.HasSuffix(sh, fmt.Sprintf("-of-%05d.safetensors", len(shards))) {
+			if !pattern.MatchString(sh) || !strings.HasSuffix(sh, fmt.Sprintf("-of-%05d.safetensors", len(shards))) {
 				t.Errorf("shard name %s", sh)
 			}
 			ents, md, _ := independentParse(t, mustRead(t, filepath.Join(dir, sh)))
@@ -471,7 +474,7 @@ func TestWriteSharded(t *testing.T) {
 		}
 		return ix.WeightMap
 	}
-	first := checkSharded(ts, "model-0")
+	first := checkSharded(ts, conventional)
 	// Replacing in place with a checkpoint of the same layout: the
 	// conventional names are taken, so the new shards get a tag, and the
 	// old shards are removed afterwards.
@@ -488,9 +491,9 @@ func TestWriteSharded(t *testing.T) {
 	if err := WriteSharded(dir, mut, max, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
-	second := checkSharded(mut, "model-")
+	second := checkSharded(mut, tagged)
 	for name, sh := range second {
-		if sh == first[name] || strings.HasPrefix(sh, "model-0") {
+		if sh == first[name] {
 			t.Errorf("replacement wrote %s to %s; the old checkpoint had %s", name, sh, first[name])
 			break
 		}
@@ -507,7 +510,7 @@ func TestWriteSharded(t *testing.T) {
 	if err := WriteSharded(dir, ts, max, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
-	third := checkSharded(ts, "model-0")
+	third := checkSharded(ts, conventional)
 	if ls := listDir(t, dir); len(ls) != len(uniq(third))+2 {
 		t.Errorf("directory holds %v", ls)
 	}
@@ -516,7 +519,7 @@ func TestWriteSharded(t *testing.T) {
 	if err := WriteSharded(dir, ts2, 0, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := uniq(checkSharded(ts2, "model-")); len(got) != 1 {
+	if got := uniq(checkSharded(ts2, conventional)); len(got) != 1 {
 		t.Errorf("maxShardBytes 0 wrote shards %v", got)
 	}
 	// Invalid input is rejected before anything is written.
