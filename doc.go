@@ -29,8 +29,8 @@
 //
 // # How the parts compose
 //
-// A DeepSeek-V3 decoder layer is h' = h + MLA(RMSNorm(h)), then
-// h'' = h' + FFN(RMSNorm(h')), where FFN is a dense SwiGLU for the first
+// A DeepSeek-V3 decoder layer is u = h + MLA(RMSNorm(h)), then
+// h_next = u + FFN(RMSNorm(u)), where FFN is a dense SwiGLU for the first
 // first_k_dense_replace layers and a DeepSeekMoE layer after. mla takes its
 // rotary tables and softmax scale from yarn; moe takes its expert choice from
 // router; both multiply through a Weight, which may be float32, BF16 or an
