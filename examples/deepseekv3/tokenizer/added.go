@@ -9,7 +9,7 @@ import (
 // is matched in the raw text before any pre-tokenization and always encodes
 // to its own id.
 type AddedToken struct {
-	ID      int    // "id"
+	ID      int    // assigned as Hugging Face does (see FromJSON)
 	Content string // "content": the exact text matched
 	// Special marks control tokens (BOS, EOS, placeholders). Decoding with
 	// skipSpecialTokens drops them; encoding matches them like any other

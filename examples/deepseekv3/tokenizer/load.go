@@ -111,7 +111,11 @@ func Load(path string) (*Tokenizer, error) {
 // Sequence), a pre-tokenizer made of Split steps followed by ByteLevel, and
 // the ByteLevel decoder. Anything else, and any malformed or inconsistent
 // part, is an error naming the field. The post_processor, truncation and
-// padding entries are not used (see EncodeWithSpecialTokens).
+// padding entries are not used (see EncodeWithSpecialTokens). Added tokens
+// get their ids as Hugging Face assigns them on loading: the model
+// vocabulary's id when the content is in it, otherwise the next id from the
+// vocabulary size in file order (for files Hugging Face wrote this is the
+// "id" field).
 func FromJSON(data []byte) (*Tokenizer, error) {
 	return fromJSON(data, true)
 }
@@ -366,10 +370,16 @@ func parseMerge(raw json.RawMessage) (string, string, error) {
 	return pair[0], pair[1], nil
 }
 
+// parseAdded reads the added tokens. Their ids are assigned as Hugging
+// Face's AddedVocabulary::add_tokens does when it loads a file: a token
+// already in the model vocabulary keeps that id, the others are numbered in
+// file order from the number of model vocabulary entries. The file's "id"
+// fields are not used (Hugging Face only warns when they differ); for files
+// Hugging Face wrote, they agree.
 func (t *Tokenizer) parseAdded(list []addedJSON) error {
 	t.added = &addedVocab{}
 	byContent := map[string]int{}
-	byID := map[int]string{}
+	nextID := len(t.vocab)
 	var raw, normd *trie
 	for i, a := range list {
 		field := fmt.Sprintf("tokenizer.json: added_tokens[%d]", i)
@@ -379,23 +389,21 @@ func (t *Tokenizer) parseAdded(list []addedJSON) error {
 		if a.Content == nil || *a.Content == "" {
 			return fmt.Errorf("%s: missing or empty \"content\"", field)
 		}
-		id, content := *a.ID, *a.Content
-		if id < 0 || id >= maxID {
-			return fmt.Errorf("%s (%q): id %d out of range [0, %d)", field, content, id, maxID)
-		}
-		if mid, ok := t.vocab[content]; ok && int(mid) != id {
-			return fmt.Errorf("%s (%q): id %d, but model.vocab gives it id %d", field, content, id, mid)
-		}
+		content := *a.Content
 		if prev, ok := byContent[content]; ok {
 			return fmt.Errorf("%s: %q is already added_tokens[%d]", field, content, prev)
 		}
-		if other, ok := byID[id]; ok {
-			return fmt.Errorf("%s (%q): id %d is already used by added token %q", field, content, id, other)
+		byContent[content] = i
+		var id int
+		if mid, ok := t.vocab[content]; ok {
+			id = int(mid)
+		} else {
+			id = nextID
+			nextID++
 		}
-		if id < len(t.modelHas) && t.modelHas[id] && t.modelTok[id] != content {
-			return fmt.Errorf("%s (%q): id %d is model.vocab's %q", field, content, id, t.modelTok[id])
+		if id >= maxID {
+			return fmt.Errorf("%s (%q): id %d out of range [0, %d)", field, content, id, maxID)
 		}
-		byContent[content], byID[id] = i, content
 		tok := AddedToken{
 			ID: id, Content: content, Special: a.Special,
 			LStrip: a.LStrip, RStrip: a.RStrip, SingleWord: a.SingleWord,
