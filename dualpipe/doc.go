@@ -56,6 +56,32 @@
 // upper bound on every rank's bubble, not always reached. Transfer time
 // adds to all of them.
 //
+// # The picture
+//
+// Timeline.WriteSVG and Timeline.WritePNG draw a simulated schedule in the
+// style of Figure 5 of the report: ranks as rows, time to the right, cells
+// coloured by kind (forward, full backward, input-only backward, weight
+// gradient) and direction, micro-batch numbers in the cells, overlapped
+// pairs in a thick border. The package README shows
+// dualpipe_p8_n20.svg, DualPipe for 8 ranks and 20 micro-batches (the size
+// of Figure 5), and dualpipev_p4_n10.svg, DualPipeV for 4 ranks and 10
+// micro-batches; tests keep both in sync with the code. In text, F is a
+// forward, B a full backward, I an input-only backward, W a weight
+// gradient, upper case for direction 0 and lower case for direction 1, an
+// overlapped pair F&b, two columns per time unit, '.' idle.
+//
+// The timeline of NewDualPipe(8, 20) with UnitCosts, as Timeline.WriteText draws it:
+//
+//	time   |0                   10                  20                  30                  40                  50                  60
+//	rank 0 |F0F1F2F3F4F5F6f0i0w0f1i1w1f2i2w2f3F7&b3-......f4&B0-F8&b4-f5&B1-F9&b5-f6&B2-b6--..f7&B3-b7--..f8&B4-b8--..f9&B5-b9--I6W6I7W7I8W8I9W9
+//	rank 1 |..F0F1F2F3F4f0F5f1i0w0f2i1w1f3F6&b2-....f4&B0-F7&b3-f5&B1-F8&b4-f6&B2-F9&b5-f7&B3-b6--..f8&B4-b7--..f9&B5-b8--B6--..i9I7w9I8W7I9W8W9
+//	rank 2 |....F0F1F2f0F3f1F4f2i0w0f3F5&b1-..f4&B0-F6&b2-f5&B1-F7&b3-f6&B2-F8&b4-f7&B3-F9&b5-f8&B4-b6--..f9&B5-b7--B6--..b8--I7..i9I8W7I9w9W8W9
+//	rank 3 |......F0f0F1f1F2f2F3f3F4b0--f4&B0-F5&b1-f5&B1-F6&b2-f6&B2-F7&b3-f7&B3-F8&b4-f8&B4-F9&b5-f9&B5-b6--B6--..b7--B7--..i8I8..i9I9w8W8w9W9
+//	rank 4 |......f0F0f1F1f2F2f3F3f4B0--F4&b0-f5&B1-F5&b1-f6&B2-F6&b2-f7&B3-F7&b3-f8&B4-F8&b4-f9&B5-F9&b5-B6--b6--..B7--b7--..I8i8..I9i9W8w8W9w9
+//	rank 5 |....f0f1f2F0f3F1f4F2I0W0F3f5&B1-..F4&b0-f6&B2-F5&b1-f7&B3-F6&b2-f8&B4-F7&b3-f9&B5-F8&b4-B6--..F9&b5-B7--b6--..B8--i7..I9i8w7i9W9w8w9
+//	rank 6 |..f0f1f2f3f4F0f5F1I0W0F2I1W1F3f6&B2-....F4&b0-f7&B3-F5&b1-f8&B4-F6&b2-f9&B5-F7&b3-B6--..F8&b4-B7--..F9&b5-B8--b6--..I9i7W9i8w7i9w8w9
+//	rank 7 |f0f1f2f3f4f5f6F0I0W0F1I1W1F2I2W2F3f7&B3-......F4&b0-f8&B4-F5&b1-f9&B5-F6&b2-B6--..F7&b3-B7--..F8&b4-B8--..F9&b5-B9--i6w6i7w7i8w8i9w9
+//
 // # Executor
 //
 // Executor runs a Schedule on one goroutine per rank. The model is split
