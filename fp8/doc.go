@@ -22,8 +22,9 @@
 //	s = max(amax, 1e-4) / 448,  amax = max |x| over the tile,
 //
 // and each element is stored as the E4M3 code of x/s (saturating). Weights
-// are scaled the same way per 128x128 block. Edge tiles and blocks are
-// simply narrower. A power-of-two option rounds s up to 2^ceil(log2 s) (the
+// are scaled per 128x128 block with s = amax/448 (no 1e-4 floor, and s = 1
+// for an all-zero block, as the reference's fixtures do). Edge tiles and
+// blocks are simply narrower. A power-of-two option rounds s up to 2^ceil(log2 s) (the
 // "ue8m0" scale format), so that dequantisation is an exponent shift and no
 // code can overflow. The scale is the multiplier that dequantises: value ≈
 // E4M3(code)·s, and a checkpoint's weight_scale_inv [ceil(out/128),

@@ -29,13 +29,39 @@ func Scale(amax float32, pow2 bool) float32 {
 	return s
 }
 
-// ceilPow2 returns the smallest power of two >= s for a positive normal
-// float32 s (exact: it works on the bits rather than through log2). NaN and
-// Inf pass through.
+// WeightScale returns the dequantisation scale of a 128x128 weight block
+// whose largest magnitude is amax: amax/448 without the activations' 1e-4
+// floor (weights may be legitimately tiny), and 1 for an all-zero block (as
+// the reference fixtures do). With pow2 it is rounded up to a power of two.
+// A block so tiny that amax/448 underflows gets the smallest float32.
+func WeightScale(amax float32, pow2 bool) float32 {
+	if amax == 0 {
+		return 1
+	}
+	s := amax / E4M3Max
+	if s == 0 {
+		s = math.SmallestNonzeroFloat32
+	}
+	if pow2 {
+		s = ceilPow2(s)
+	}
+	return s
+}
+
+// ceilPow2 returns the smallest power of two >= s for a positive float32 s
+// (exact: it works on the bits rather than through log2). NaN and Inf pass
+// through.
 func ceilPow2(s float32) float32 {
 	b := math.Float32bits(s)
 	if b >= 0x7F800000 || b == 0 {
 		return s
+	}
+	if b < 0x800000 { // subnormal: the next power of two up
+		p := uint32(1)
+		for p < b {
+			p <<= 1
+		}
+		return math.Float32frombits(p)
 	}
 	if b&0x7FFFFF != 0 {
 		b = (b + 0x800000) &^ 0x7FFFFF
@@ -86,9 +112,9 @@ func QuantizeRows(r, k int, x []float32, ldx int, codes []byte, ldc int, scales 
 
 // QuantizeBlocks quantises the r×k matrix x (row stride ldx) in 128x128
 // blocks: block (bi, bj) covers rows [128bi, 128bi+128) and columns
-// [128bj, 128bj+128) (edge blocks are smaller), its scale goes to
-// scales[bi*lds+bj] (the checkpoint's weight_scale_inv) and its codes to
-// codes (row stride ldc).
+// [128bj, 128bj+128) (edge blocks are smaller), its scale, WeightScale of
+// the block's largest magnitude, goes to scales[bi*lds+bj] (the
+// checkpoint's weight_scale_inv) and its codes to codes (row stride ldc).
 func QuantizeBlocks(r, k int, x []float32, ldx int, codes []byte, ldc int, scales []float32, lds int, pow2 bool) {
 	for bi := 0; bi*Block < r; bi++ {
 		r0, r1 := bi*Block, min(r, (bi+1)*Block)
@@ -104,7 +130,7 @@ func QuantizeBlocks(r, k int, x []float32, ldx int, codes []byte, ldc int, scale
 					break
 				}
 			}
-			s := Scale(m, pow2)
+			s := WeightScale(m, pow2)
 			scales[bi*lds+bj] = s
 			for i := r0; i < r1; i++ {
 				Active.EncodeScaled(codes[i*ldc+c0:i*ldc+c1], x[i*ldx+c0:i*ldx+c1], s)
