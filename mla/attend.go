@@ -42,8 +42,9 @@ type problem struct {
 // visible returns how many keys row r sees.
 func (p *problem) visible(r int) int { return p.off + r/p.group + 1 }
 
-// scratchBudget is the most score values one block of query rows holds.
-const scratchBudget = 1 << 20
+// scratchBudget is the most score values one block of query rows holds
+// (a variable so that tests can force small blocks).
+var scratchBudget = 1 << 20
 
 var scratchPool = sync.Pool{New: func() any { return new([]float32) }}
 
