@@ -1,11 +1,14 @@
 package moe
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"testing"
 
 	"github.com/dsv3go/dsv3"
+	"github.com/dsv3go/dsv3/fp8"
+	"github.com/dsv3go/dsv3/internal/safetensors"
 	"github.com/dsv3go/dsv3/internal/testutil"
 	"github.com/dsv3go/dsv3/router"
 )
@@ -188,4 +191,85 @@ func TestTinyMoEGradients(t *testing.T) {
 			t.Errorf("expert %d: gradient norm %v, reference %v (zero exactly for unchosen experts)", i/3, norms.Data[i], v)
 		}
 	}
+}
+
+// loadRaw binds every parameter to the checkpoint tensor as stored, the
+// way an inference loader does: F8_E4M3 weights as fp8 block weights over
+// the file's bytes (with their weight_scale_inv), BF16 weights as
+// dsv3.BF16Weight, F32 values copied.
+func loadRaw(t *testing.T, prefix string, ps []dsv3.Param) {
+	t.Helper()
+	ck := testutil.Checkpoint(t)
+	for _, p := range ps {
+		tn, err := ck.Tensor(prefix + p.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch tn.DType {
+		case safetensors.F8E4M3:
+			sc, err := ck.Tensor(prefix + p.Name + "_scale_inv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := fp8.BlockWeightFromBytes(tn.Shape[0], tn.Shape[1], tn.Data, sc.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*p.Slot = w
+		case safetensors.BF16:
+			d := make([]dsv3.BF16, tn.NumElements())
+			for i := range d {
+				d[i] = dsv3.BF16(binary.LittleEndian.Uint16(tn.Data[2*i:]))
+			}
+			w, err := dsv3.NewBF16Weight(tn.Shape[0], tn.Shape[1], d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*p.Slot = w
+		case safetensors.F32:
+			v := testutil.TensorF32(t, ck, prefix+p.Name)
+			p.Value.CopyFrom(v)
+		default:
+			t.Fatalf("%s: dtype %s", p.Name, tn.DType)
+		}
+	}
+}
+
+// TestTinyMoEQuantisedWeights: the layer-1 MoE and the layer-0 MLP with
+// the checkpoint's FP8 expert weights and BF16 router weight kept as
+// stored (one byte a weight) match the reference pairs.
+func TestTinyMoEQuantisedWeights(t *testing.T) {
+	cfg, inter := tinyConfig(t)
+	m, err := New(cfg, Options{Mode: Inference})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadRaw(t, "model.layers.1.mlp.", m.Params())
+	if _, ok := m.Experts[4].Gate.W.(*fp8.BlockWeight); !ok {
+		t.Fatalf("expert weight is %T, want an fp8 block weight", m.Experts[4].Gate.W)
+	}
+	if _, ok := m.Gate.W.(*dsv3.BF16Weight); !ok {
+		t.Fatalf("router weight is %T, want BF16", m.Gate.W)
+	}
+	x := testutil.ExpectedMatrix(t, "gate_layer1_input_seq40")
+	want, _ := testutil.Expected(t, "moe_layer1_output_f32_seq40")
+	for _, w := range []int{1, 2} {
+		m.Workers = w
+		y, _, err := m.Apply(x, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRel(t, "moe_layer1 with FP8 experts", y, want, 1e-5)
+	}
+	f, err := NewSwiGLU(cfg.Hidden, inter, Inference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadRaw(t, "model.layers.0.mlp.", f.Params())
+	y, _, err := f.Apply(testutil.ExpectedMatrix(t, "mlp_layer0_input_f32_seq40"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMLP, _ := testutil.Expected(t, "mlp_layer0_output_f32_seq40")
+	checkRel(t, "mlp_layer0 with FP8 weights", y, wantMLP, 1e-5)
 }

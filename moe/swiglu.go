@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/dsv3go/dsv3"
+	"github.com/dsv3go/dsv3/fp8"
 	"github.com/dsv3go/dsv3/internal/gemm"
 	"github.com/dsv3go/dsv3/internal/parallel"
 )
@@ -238,9 +239,30 @@ func project(l *dsv3.Linear, y, x dsv3.Matrix, acc, train bool, workers int) dsv
 	case isF32:
 		gemm.Sgemm(false, true, x.Rows, w.Rows, w.Cols, x.Data, x.Stride, w.Data, w.Stride, y.Data, y.Stride, acc, workers)
 	default:
-		l.W.MulT(y, x, acc)
+		withWorkers(l.W, workers).MulT(y, x, acc)
 	}
 	return nil
+}
+
+// withWorkers returns w limited to the given worker count when it is an
+// fp8 weight that carries one (a shallow copy: the codes are shared), so
+// that experts running side by side do not each spread over every core.
+func withWorkers(w dsv3.Weight, workers int) dsv3.Weight {
+	switch b := w.(type) {
+	case *fp8.BlockWeight:
+		if b.Workers == 0 || b.Workers > workers {
+			c := *b
+			c.Workers = workers
+			return &c
+		}
+	case fp8.ActQuant:
+		if b.W != nil && (b.W.Workers == 0 || b.W.Workers > workers) {
+			c := *b.W
+			c.Workers = workers
+			return fp8.ActQuant{W: &c, Scale: b.Scale}
+		}
+	}
+	return w
 }
 
 // projectBack sets dx = dy·W (adds when acc) and adds dyᵀ·x to l.Grad.
