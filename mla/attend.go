@@ -83,6 +83,7 @@ func (p *problem) forward(workers int) {
 	blk := p.blockRows()
 	buf := getScratch(blk * p.visible(rows-1))
 	defer scratchPool.Put(buf)
+	inv := make([]float32, blk)
 	for r0 := 0; r0 < rows; r0 += blk {
 		r1 := min(rows, r0+blk)
 		nk := p.visible(r1 - 1)
@@ -91,37 +92,63 @@ func (p *problem) forward(workers int) {
 		grain := max(1, 8192/nk)
 		parallel.For(r1-r0, grain, workers, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				lse := softmaxRow(s.Row(i), p.visible(r0+i), p.scale)
+				lse, sum := softmaxRow(s.Row(i), p.visible(r0+i), p.scale)
+				inv[i] = float32(1 / sum)
 				if p.lse != nil {
 					p.lse[r0+i] = lse
 				}
 			}
 		})
-		mm(false, false, p.o.Slice(r0, r1), s, p.v.Slice(0, nk), false, workers)
+		// The rows hold unnormalised exponentials: divide the output rows.
+		o := p.o.Slice(r0, r1)
+		mm(false, false, o, s, p.v.Slice(0, nk), false, workers)
+		for i := 0; i < o.Rows; i++ {
+			row := o.Row(i)
+			for j := range row {
+				row[j] *= inv[i]
+			}
+		}
 	}
 }
 
-// softmaxRow replaces the first n values of row (scores) by
-// softmax(scale·row[:n]) and the rest by 0, and returns the log-sum-exp of
-// the scaled scores.
-func softmaxRow(row []float32, n int, scale float32) float64 {
-	mx := float32(math.Inf(-1))
-	for j := 0; j < n; j++ {
-		row[j] *= scale
-		mx = max(mx, row[j])
+// softmaxRow replaces the first n scores of row by exp(scale·(row[j] −
+// max)) and the rest by 0, and returns the log-sum-exp of the scaled scores
+// and the sum of the exponentials (the softmax's divisor). scale > 0.
+func softmaxRow(row []float32, n int, scale float32) (lse, sum float64) {
+	mx := row[0]
+	for _, v := range row[1:n] {
+		mx = max(mx, v)
 	}
-	var sum float64
-	for j := 0; j < n; j++ {
-		e := math.Exp(float64(row[j] - mx))
-		row[j] = float32(e)
-		sum += e
-	}
-	inv := float32(1 / sum)
-	for j := 0; j < n; j++ {
-		row[j] *= inv
+	for j, v := range row[:n] {
+		e := expNeg((v - mx) * scale)
+		row[j] = e
+		sum += float64(e)
 	}
 	clear(row[n:])
-	return float64(mx) + math.Log(sum)
+	return float64(mx*scale) + math.Log(sum), sum
+}
+
+// Constants of expNeg: log2(e) and ln 2 split in a high part exact in
+// float32 and a low part (Cody and Waite's range reduction).
+const (
+	log2e  = 1.44269504088896341
+	ln2Hi  = 0.693359375
+	ln2Lo  = -2.12194440e-4
+	expMin = -87 // e^x below this is flushed to 0 (e^-87 ≈ 1.6e-38)
+)
+
+// expNeg returns e^x in float32 arithmetic for x <= 0 (and for x up to a
+// few ulps above 0), within 1e-7 relative: x = n·ln 2 + r with |r| <=
+// ln2/2, e^r by a degree-7 polynomial (Cephes expf), times 2^n.
+func expNeg(x float32) float32 {
+	if x < expMin {
+		return 0
+	}
+	n := int32(x*log2e - 0.5) // round to nearest for x <= 0
+	fn := float32(n)
+	r := x - fn*ln2Hi - fn*ln2Lo
+	p := ((((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r+5.0000001201e-1)*r*r + r) + 1
+	return p * math.Float32frombits(uint32(n+127)<<23)
 }
 
 // backward adds the gradients of one problem, given dO [R, dv]: dqn and
@@ -161,7 +188,7 @@ func (p *problem) backward(do, dqn, dqp, dkn, dkp, dv dsv3.Matrix, workers int) 
 			srow, dprow := s.Row(i), dp.Row(i)
 			d := delta[r0+i]
 			for j := 0; j < vis; j++ {
-				pr := float32(math.Exp(float64(srow[j]*p.scale) - lse))
+				pr := expNeg(float32(float64(srow[j]*p.scale) - lse))
 				srow[j] = pr                             // P
 				dprow[j] = pr * (dprow[j] - d) * p.scale // dS of the unscaled scores
 			}

@@ -90,7 +90,7 @@ func BenchmarkDecode(b *testing.B) {
 				m.absorbWeight()
 				flops += 2 * float64(h*(dn*dc+dv*dc)+h*ctx*(dc+dr)+h*ctx*dc)
 			} else {
-				flops += 2*float64(ctx*dc*h*(dn+dv)+h*ctx*(dn+dr)+h*ctx*dv) + 2*float64(h*dc*(dn+dv))
+				flops += 2 * float64(ctx*dc*h*(dn+dv)+h*ctx*(dn+dr)+h*ctx*dv)
 			}
 			for b.Loop() {
 				if _, err := m.Infer(x, dsv3.Seq{Count: 1, Len: 1, Start: ctx - 1}, c, path); err != nil {

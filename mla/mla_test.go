@@ -707,3 +707,22 @@ func TestBlockedAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestExpNeg checks the softmax's exponential against math.Exp.
+func TestExpNeg(t *testing.T) {
+	var worst float64
+	for i := 0; i <= 1000000; i++ {
+		x := float32(expMin * float64(i) / 1000000)
+		want := math.Exp(float64(x))
+		worst = math.Max(worst, math.Abs(float64(expNeg(x))-want)/want)
+	}
+	if worst > 2e-7 {
+		t.Errorf("expNeg: worst relative error %.3g on [%d, 0]", worst, expMin)
+	}
+	if expNeg(-100) != 0 || expNeg(0) != 1 {
+		t.Errorf("expNeg(-100) = %v, expNeg(0) = %v", expNeg(-100), expNeg(0))
+	}
+	if e := math.Abs(float64(expNeg(1e-6)) - math.Exp(1e-6)); e > 2e-7 {
+		t.Errorf("expNeg(1e-6) off by %.3g", e)
+	}
+}
