@@ -42,7 +42,7 @@ func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda i
 			parallel.For(npanels, 4, w, func(lo, hi int) {
 				for q := lo; q < hi; q++ {
 					j0 := q * nr
-					packB(bp[q*panel:(q+1)*panel], transB, b, ldb, pc, kcur, jc+j0, min(nr, ncur-j0), nr)
+					packB(ks, bp[q*panel:(q+1)*panel], transB, b, ldb, pc, kcur, jc+j0, min(nr, ncur-j0), nr)
 				}
 			})
 			accFlag := acc || pc > 0
@@ -74,7 +74,7 @@ func macro(ks *kernelSet, transA bool, a []float32, lda, r0, r1, pc, kcur int, b
 	panel := kcur * nr
 	for i0 := r0; i0 < r1; i0 += mr {
 		rows := min(mr, r1-i0)
-		packA(ap, transA, a, lda, i0, rows, pc, kcur)
+		packA(ks, ap, transA, a, lda, i0, rows, pc, kcur)
 		kern := ks.micro[rows]
 		for q := q0; q < q1; q++ {
 			j0 := jc + q*nr

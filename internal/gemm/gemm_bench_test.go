@@ -105,3 +105,22 @@ func BenchmarkSgemv(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMicroKernel measures each set's full register tile on packed
+// panels that sit in cache: the ceiling the blocked driver can approach.
+func BenchmarkMicroKernel(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, ks := range kernelSets {
+		k := ks.kc
+		a := randSlice(rng, ks.mr*k)
+		bp := randSlice(rng, ks.nr*k)
+		c := make([]float32, ks.mr*ks.nr)
+		kern := ks.micro[ks.mr]
+		b.Run(fmt.Sprintf("%s/%dx%d/k=%d", ks.name, ks.mr, ks.nr, k), func(b *testing.B) {
+			for b.Loop() {
+				kern(k, &a[0], &bp[0], &c[0], ks.nr, 1)
+			}
+			b.ReportMetric(2*float64(ks.mr*ks.nr*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

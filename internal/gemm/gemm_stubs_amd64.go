@@ -104,6 +104,11 @@ func kernAVX2Rows5(k int, a *float32, b *float32, c *float32, ldc int, acc int)
 //go:noescape
 func kernAVX2Rows6(k int, a *float32, b *float32, c *float32, ldc int, acc int)
 
+// packT16AVX512 stores dst[p*stride+i] = rows[i][p] for p < k (a multiple of 16) and the lanes i < 16 set in mask.
+//
+//go:noescape
+func packT16AVX512(k int, rows *[16]*float32, dst *float32, stride int, mask uint16)
+
 // dotAVX512R4 sets y[i] = Σ_p x[p]·w[i*ldw+p] for 4 rows i; k must be a multiple of 16.
 //
 //go:noescape

@@ -387,3 +387,46 @@ func TestDispatch(t *testing.T) {
 		}
 	}
 }
+
+// TestPackRows checks each set's transposing pack against the definition,
+// including the zero padding lanes and that nothing past k·stride is written.
+func TestPackRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, ks := range kernelSets {
+		for _, rows := range []int{1, 3, 14, 16, 17, 32} {
+			for _, stride := range []int{rows, rows + 3, 32} {
+				if stride < rows {
+					continue
+				}
+				for _, k := range []int{1, 15, 16, 33, 256, 300} {
+					ld := k + 5
+					src := make([]float32, rows*ld)
+					for i := range src {
+						src[i] = rng.Float32()
+					}
+					dst := make([]float32, k*stride+7)
+					for i := range dst {
+						dst[i] = -1
+					}
+					ks.packRows(dst, src, ld, rows, k, stride)
+					for p := 0; p < k; p++ {
+						for i := 0; i < stride; i++ {
+							want := float32(0)
+							if i < rows {
+								want = src[i*ld+p]
+							}
+							if got := dst[p*stride+i]; got != want {
+								t.Fatalf("%s rows=%d stride=%d k=%d: dst[%d*stride+%d] = %g, want %g", ks.name, rows, stride, k, p, i, got, want)
+							}
+						}
+					}
+					for i := k * stride; i < len(dst); i++ {
+						if dst[i] != -1 {
+							t.Fatalf("%s rows=%d stride=%d k=%d: wrote past the panel at %d", ks.name, rows, stride, k, i)
+						}
+					}
+				}
+			}
+		}
+	}
+}

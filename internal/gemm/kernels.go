@@ -32,7 +32,9 @@ type kernelSet struct {
 	kc, nc int
 	// lanes is the vector width the GEMV kernels require of k (dot) and n
 	// (axpy); the driver handles the remainder in Go.
-	lanes      int
+	lanes int
+	// packRows is the transposing pack (see packRows in pack.go).
+	packRows   func(dst, src []float32, ld, rows, k, stride int)
 	dot4, dot1 dotKernel
 	axpy4      axpyKernel
 	axpy1      axpyKernel

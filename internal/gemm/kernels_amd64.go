@@ -29,8 +29,9 @@ func avx512Kernels() *kernelSet {
 			kernAVX512Rows13, kernAVX512Rows14,
 		},
 		kc: 256, nc: 512,
-		lanes: 16,
-		dot4:  dotAVX512R4, dot1: dotAVX512R1,
+		lanes:    16,
+		packRows: packRowsAVX512,
+		dot4:     dotAVX512R4, dot1: dotAVX512R1,
 		axpy4: axpyAVX512R4, axpy1: axpyAVX512R1,
 	}
 }
@@ -44,8 +45,37 @@ func avx2Kernels() *kernelSet {
 			kernAVX2Rows4, kernAVX2Rows5, kernAVX2Rows6,
 		},
 		kc: 256, nc: 512,
-		lanes: 8,
-		dot4:  dotAVX2R4, dot1: dotAVX2R1,
+		lanes:    8,
+		packRows: packRows,
+		dot4:     dotAVX2R4, dot1: dotAVX2R1,
 		axpy4: axpyAVX2R4, axpy1: axpyAVX2R1,
 	}
+}
+
+// zeroRow is the source of the zero padding lanes of packRowsAVX512.
+var zeroRow [1024]float32
+
+// packRowsAVX512 is packRows with the depths in whole 16-blocks transposed
+// in registers, 16 destination lanes at a time.
+func packRowsAVX512(dst, src []float32, ld, rows, k, stride int) {
+	kv := k &^ 15
+	if kv > len(zeroRow) {
+		kv = 0
+	}
+	if kv > 0 {
+		dst = dst[:k*stride]
+		var ptrs [16]*float32
+		for i0 := 0; i0 < stride; i0 += 16 {
+			lanes := min(16, stride-i0)
+			for l := range ptrs {
+				if i := i0 + l; i < rows {
+					ptrs[l] = &src[i*ld]
+				} else {
+					ptrs[l] = &zeroRow[0]
+				}
+			}
+			packT16AVX512(kv, &ptrs, &dst[i0], stride, uint16(1)<<lanes-1)
+		}
+	}
+	packRowsFrom(dst, src, ld, rows, kv, k, stride)
 }

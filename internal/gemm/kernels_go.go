@@ -14,8 +14,9 @@ func goKernels() *kernelSet {
 		mr:   goMR, nr: goNR,
 		micro: []microKernel{nil, goMicro1, goMicro2, goMicro3, goMicro4},
 		kc:    256, nc: 256,
-		lanes: 1,
-		dot4:  goDot4, dot1: goDot1,
+		lanes:    1,
+		packRows: packRows,
+		dot4:     goDot4, dot1: goDot1,
 		axpy4: goAxpy4, axpy1: goAxpy1,
 	}
 	return ks

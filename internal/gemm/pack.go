@@ -6,16 +6,34 @@ package gemm
 // rows <= i < stride. It packs op(A) panels when A is not transposed and
 // op(B) panels when B is (both read k-contiguous rows).
 func packRows(dst, src []float32, ld, rows, k, stride int) {
+	packRowsFrom(dst, src, ld, rows, 0, k, stride)
+}
+
+// packRowsFrom is packRows restricted to depths [p0, k).
+func packRowsFrom(dst, src []float32, ld, rows, p0, k, stride int) {
+	if p0 >= k {
+		return
+	}
 	dst = dst[:k*stride]
-	for i := 0; i < rows; i++ {
+	i := 0
+	for ; i+4 <= rows; i += 4 {
+		r0 := src[i*ld : i*ld+k]
+		r1 := src[(i+1)*ld : (i+1)*ld+k]
+		r2 := src[(i+2)*ld : (i+2)*ld+k]
+		r3 := src[(i+3)*ld : (i+3)*ld+k]
+		for p := p0; p < k; p++ {
+			d := dst[p*stride+i : p*stride+i+4 : p*stride+i+4]
+			d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
+		}
+	}
+	for ; i < rows; i++ {
 		row := src[i*ld : i*ld+k]
-		d := dst[i:]
-		for p, v := range row {
-			d[p*stride] = v
+		for p := p0; p < k; p++ {
+			dst[p*stride+i] = row[p]
 		}
 	}
 	if rows < stride {
-		for p := 0; p < k; p++ {
+		for p := p0; p < k; p++ {
 			clear(dst[p*stride+rows : (p+1)*stride])
 		}
 	}
@@ -38,19 +56,19 @@ func packCols(dst, src []float32, ld, cols, k, stride int) {
 
 // packA packs rows [i0, i0+rows) and depths [p0, p0+k) of op(A) as one
 // panel with stride rows: dst[p*rows+i] = op(A)[i0+i, p0+p].
-func packA(dst []float32, transA bool, a []float32, lda, i0, rows, p0, k int) {
+func packA(ks *kernelSet, dst []float32, transA bool, a []float32, lda, i0, rows, p0, k int) {
 	if transA {
 		packCols(dst, a[p0*lda+i0:], lda, rows, k, rows)
 	} else {
-		packRows(dst, a[i0*lda+p0:], lda, rows, k, rows)
+		ks.packRows(dst, a[i0*lda+p0:], lda, rows, k, rows)
 	}
 }
 
 // packB packs depths [p0, p0+k) and columns [j0, j0+cols) of op(B) as one
 // panel of width nr, zero-padded: dst[p*nr+j] = op(B)[p0+p, j0+j].
-func packB(dst []float32, transB bool, b []float32, ldb, p0, k, j0, cols, nr int) {
+func packB(ks *kernelSet, dst []float32, transB bool, b []float32, ldb, p0, k, j0, cols, nr int) {
 	if transB {
-		packRows(dst, b[j0*ldb+p0:], ldb, cols, k, nr)
+		ks.packRows(dst, b[j0*ldb+p0:], ldb, cols, k, nr)
 	} else {
 		packCols(dst, b[p0*ldb+j0:], ldb, cols, k, nr)
 	}

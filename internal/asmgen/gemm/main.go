@@ -54,6 +54,7 @@ func main() {
 	for r := 1; r <= maxRowsAVX2; r++ {
 		micro(avx2, r)
 	}
+	transpose16()
 	for _, s := range []isa{avx512, avx2} {
 		dot(s, 4)
 		dot(s, 1)
@@ -311,6 +312,85 @@ func axpy(s isa, rows int) {
 	body(0)
 	ADDQ(U32(vb), off)
 	JMP(LabelRef(name + "_loop1"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// transpose16 emits packT16AVX512: the transposing pack for panels whose
+// source rows are k-contiguous (op(A) when A is not transposed, op(B) when
+// B is). For 16 source rows (row i starting at rows[i]) and k a multiple of
+// 16 it stores dst[p*stride+i] = rows[i][p] for p < k and the lanes i set in
+// mask. Each 16×16 block is transposed in registers: unpack pairs, shuffle
+// quads, then two rounds of 128-bit block shuffles.
+func transpose16() {
+	name := "packT16AVX512"
+	TEXT(name, NOSPLIT, "func(k int, rows *[16]*float32, dst *float32, stride int, mask uint16)")
+	Pragma("noescape")
+	Doc(name+" stores dst[p*stride+i] = rows[i][p] for p < k (a multiple of 16) and the lanes i < 16 set in mask.")
+	k := Load(Param("k"), GP64())
+	tbl := Load(Param("rows"), GP64())
+	dst := Load(Param("dst"), GP64())
+	stride := Load(Param("stride"), GP64())
+	m := Load(Param("mask"), GP32())
+	mask := K()
+	KMOVW(m, mask)
+	SHLQ(U8(2), stride)
+	SHLQ(U8(2), k)
+	off := GP64()
+	XORQ(off, off)
+	ptr := GP64()
+
+	Label(name + "_loop")
+	CMPQ(off, k)
+	JGE(LabelRef(name + "_done"))
+	r := make([]VecVirtual, 16)
+	for i := range r {
+		r[i] = ZMM()
+		MOVQ(Mem{Base: tbl, Disp: 8 * i}, ptr)
+		VMOVUPS(Mem{Base: ptr, Index: off, Scale: 1}, r[i])
+	}
+	// Stage 1: interleave row pairs within 128-bit lanes.
+	t := make([]VecVirtual, 16)
+	for g := 0; g < 8; g++ {
+		t[2*g], t[2*g+1] = ZMM(), ZMM()
+		VUNPCKLPS(r[2*g+1], r[2*g], t[2*g])
+		VUNPCKHPS(r[2*g+1], r[2*g], t[2*g+1])
+	}
+	// Stage 2: per group of four rows, column c of each 4×4 lane block.
+	s := make([]VecVirtual, 16)
+	for g := 0; g < 4; g++ {
+		a0, a1, b0, b1 := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
+		for c, src := range [][2]VecVirtual{{a0, b0}, {a0, b0}, {a1, b1}, {a1, b1}} {
+			s[4*g+c] = ZMM()
+			imm := uint8(0x44)
+			if c%2 == 1 {
+				imm = 0xEE
+			}
+			VSHUFPS(U8(imm), src[1], src[0], s[4*g+c])
+		}
+	}
+	// Stages 3 and 4: transpose the 4×4 grid of 128-bit blocks.
+	col := make([]VecVirtual, 16)
+	for c := 0; c < 4; c++ {
+		t88, tdd, u88, udd := ZMM(), ZMM(), ZMM(), ZMM()
+		VSHUFF32X4(U8(0x88), s[4+c], s[c], t88)
+		VSHUFF32X4(U8(0xDD), s[4+c], s[c], tdd)
+		VSHUFF32X4(U8(0x88), s[12+c], s[8+c], u88)
+		VSHUFF32X4(U8(0xDD), s[12+c], s[8+c], udd)
+		col[c], col[8+c], col[4+c], col[12+c] = ZMM(), ZMM(), ZMM(), ZMM()
+		VSHUFF32X4(U8(0x88), u88, t88, col[c])
+		VSHUFF32X4(U8(0xDD), u88, t88, col[8+c])
+		VSHUFF32X4(U8(0x88), udd, tdd, col[4+c])
+		VSHUFF32X4(U8(0xDD), udd, tdd, col[12+c])
+	}
+	for q := 0; q < 16; q++ {
+		VMOVUPS(col[q], mask, Mem{Base: dst})
+		ADDQ(stride, dst)
+	}
+	ADDQ(U8(64), off)
+	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
 	VZEROUPPER()
