@@ -328,7 +328,7 @@ func transpose16() {
 	name := "packT16AVX512"
 	TEXT(name, NOSPLIT, "func(k int, rows *[16]*float32, dst *float32, stride int, mask uint16)")
 	Pragma("noescape")
-	Doc(name+" stores dst[p*stride+i] = rows[i][p] for p < k (a multiple of 16) and the lanes i < 16 set in mask.")
+	Doc(name + " stores dst[p*stride+i] = rows[i][p] for p < k (a multiple of 16) and the lanes i < 16 set in mask.")
 	k := Load(Param("k"), GP64())
 	tbl := Load(Param("rows"), GP64())
 	dst := Load(Param("dst"), GP64())
