@@ -56,3 +56,7 @@ func checkOperand(name string, trans bool, r, c int, s []float32, ld int) {
 		panic(fmt.Sprintf("gemm: %s has %d elements, needs %d for %dx%d with stride %d", name, len(s), need, r, c, ld))
 	}
 }
+
+// Kernel names the kernel set Sgemm dispatches to on this machine:
+// "avx512", "avx2" or "go" (pure Go, also under the purego build tag).
+func Kernel() string { return active.name }
