@@ -28,22 +28,28 @@ func (m *bpe) lookup(a, b int32) uint64 {
 }
 
 // appendIDs appends the BPE encoding of the raw-bytes piece to dst.
-func (m *bpe) appendIDs(dst []int32, piece string, sc *scratch) []int32 {
+func (m *bpe) appendIDs(dst []int, piece string, sc *scratch) []int {
 	if len(piece) == 1 && m.byteID[piece[0]] >= 0 {
-		return append(dst, m.byteID[piece[0]])
+		return append(dst, int(m.byteID[piece[0]]))
 	}
 	if m.whole != nil {
 		if id, ok := m.whole[piece]; ok {
-			return append(dst, id)
+			return append(dst, int(id))
 		}
 	}
 	if ids, ok := m.cache.get(piece); ok {
-		return append(dst, ids...)
+		for _, id := range ids {
+			dst = append(dst, int(id))
+		}
+		return dst
 	}
-	start := len(dst)
-	dst = m.merge(dst, piece, sc)
+	ids := m.merge(sc.merged[:0], piece, sc)
+	sc.merged = ids
 	if len(piece) < maxCachedLen {
-		m.cache.put(piece, dst[start:])
+		m.cache.put(piece, ids)
+	}
+	for _, id := range ids {
+		dst = append(dst, int(id))
 	}
 	return dst
 }

@@ -84,6 +84,9 @@ func (n *naiveBPE) encode(piece string) []int {
 // bpePieces returns pre-tokenized pieces of Go source and of random text.
 func bpePieces(t testing.TB, tok *Tokenizer) []string {
 	src := goSource(t, 60_000)
+	if testing.Short() || raceEnabled {
+		src = src[:15_000]
+	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 300 {
 		src += randomText(r, 1+r.IntN(12))
@@ -163,6 +166,9 @@ func TestEncodeFastMatchesRegexp2(t *testing.T) {
 		t.Fatal(err)
 	}
 	texts := []string{goSource(t, 100_000)}
+	if testing.Short() || raceEnabled {
+		texts[0] = texts[0][:20_000]
+	}
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 300 {
 		texts = append(texts, randomText(r, 1+r.IntN(40)))

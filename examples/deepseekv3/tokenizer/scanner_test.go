@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode"
 	"unicode/utf8"
@@ -106,7 +107,7 @@ func TestScannersMatchRegexp2Random(t *testing.T) {
 func TestScannersMatchRegexp2Classes(t *testing.T) {
 	refs := referenceMatchers(t)
 	step := 1
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		step = 7
 	}
 	for r := rune(0); r < 0x10000; r += rune(step) {
@@ -148,7 +149,7 @@ func TestClassesMatchRegexp2(t *testing.T) {
 		{`^\p{S}$`, clS}, {`^\s$`, clSpace},
 	}
 	step := rune(1)
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		step = 13
 	}
 	for _, c := range classes {
@@ -192,15 +193,24 @@ func FuzzScanners(f *testing.F) {
 	})
 }
 
+var (
+	gorootOnce sync.Once
+	goroot     string
+	gorootErr  error
+)
+
 // goSource returns about n bytes of Go source from GOROOT/src, in a fixed
 // order.
 func goSource(t testing.TB, n int) string {
 	t.Helper()
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Skipf("go env GOROOT: %v", err)
+	gorootOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOROOT").Output()
+		goroot, gorootErr = strings.TrimSpace(string(out)), err
+	})
+	if gorootErr != nil {
+		t.Skipf("go env GOROOT: %v", gorootErr)
 	}
-	root := filepath.Join(strings.TrimSpace(string(goroot)), "src")
+	root := filepath.Join(goroot, "src")
 	var b strings.Builder
 	var files []string
 	for _, dir := range []string{"fmt", "strings", "bytes", "strconv", "sort", "bufio", "unicode/utf8", "encoding/json", "net/http", "go/parser", "go/printer", "runtime"} {

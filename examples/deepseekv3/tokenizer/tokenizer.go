@@ -43,7 +43,7 @@ type scratch struct {
 	syms     []int32
 	ranks    []uint64
 	heap     []candidate
-	ids      []int32
+	merged   []int32
 }
 
 func (t *Tokenizer) getScratch() *scratch {
@@ -54,8 +54,8 @@ func (t *Tokenizer) getScratch() *scratch {
 }
 
 func (t *Tokenizer) putScratch(sc *scratch) {
-	if cap(sc.ids) > 1<<16 {
-		sc.ids = nil // do not pin large outputs
+	if cap(sc.segs) > 1<<16 || cap(sc.runes) > 1<<16 {
+		return // do not pin large buffers
 	}
 	t.pool.Put(sc)
 }
@@ -73,11 +73,7 @@ func (t *Tokenizer) Encode(text string) []int {
 // AppendEncode appends the ids of text (as Encode) to dst.
 func (t *Tokenizer) AppendEncode(dst []int, text string) []int {
 	sc := t.getScratch()
-	ids := t.encode(sc.ids[:0], text, sc)
-	for _, id := range ids {
-		dst = append(dst, int(id))
-	}
-	sc.ids = ids
+	dst = t.encode(dst, text, sc)
 	t.putScratch(sc)
 	return dst
 }
@@ -100,12 +96,12 @@ func (t *Tokenizer) EncodeWithSpecialTokens(text string) []int {
 
 // encode is the pipeline: added tokens, then the Split stages, then
 // ByteLevel and BPE on each piece.
-func (t *Tokenizer) encode(dst []int32, text string, sc *scratch) []int32 {
+func (t *Tokenizer) encode(dst []int, text string, sc *scratch) []int {
 	segs := t.added.split(text, sc.segs[:0])
 	sc.segs = segs
 	for _, sg := range segs {
 		if sg.id >= 0 {
-			dst = append(dst, sg.id)
+			dst = append(dst, int(sg.id))
 			continue
 		}
 		dst = t.preTokenize(dst, text[sg.start:sg.end], 0, sc)
@@ -115,7 +111,7 @@ func (t *Tokenizer) encode(dst []int32, text string, sc *scratch) []int32 {
 
 // preTokenize runs Split stage k and those after it on s, then encodes each
 // piece.
-func (t *Tokenizer) preTokenize(dst []int32, s string, k int, sc *scratch) []int32 {
+func (t *Tokenizer) preTokenize(dst []int, s string, k int, sc *scratch) []int {
 	if k == len(t.stages) {
 		return t.byteLevel(dst, s, sc)
 	}
@@ -131,7 +127,7 @@ func (t *Tokenizer) preTokenize(dst []int32, s string, k int, sc *scratch) []int
 
 // byteLevel is the ByteLevel pre-tokenizer (prefix space, optional GPT-2
 // split) followed by the BPE model.
-func (t *Tokenizer) byteLevel(dst []int32, s string, sc *scratch) []int32 {
+func (t *Tokenizer) byteLevel(dst []int, s string, sc *scratch) []int {
 	if t.prefixSpace && (len(s) == 0 || s[0] != ' ') {
 		s = " " + s
 	}

@@ -4,7 +4,11 @@
 // with) for the package's reference tests.
 //
 //	npm install tokenizers@0.23.2
-//	node gen_reference.js /path/to/deepseek-v3/tokenizer.json > hf_reference.json
+//	node gen_reference.js /path/to/deepseek-v3/tokenizer.json example > hf_reference.json
+//
+// The second argument names a directory that receives the small tokenizer
+// of the package example (tokenizer.json, tokenizer_config.json); its
+// encodings are among the toys.
 //
 // It holds (1) random and code-like strings encoded with the real
 // DeepSeek-V3 tokenizer, (2) random id sequences decoded with it (token
@@ -41,7 +45,7 @@ const toBL = (s) => Array.from(Buffer.from(s, 'utf8'), (b) => String.fromCodePoi
 // ---- a toy BPE trained on a small corpus ----
 const corpus = `The quick brown fox jumps over the lazy dog. The cat and the dog are friends.
 func main() { fmt.Println("hello, world") } // hello again
-for i := 0; i < 10; i++ { total += values[i] * 2 }
+for i := 0; i < 10; i++ { total += values[i] * 2 } // 12345 12345 12345 123 45
 naïve café résumé: über straße — “quotes” and ‘apostrophes’.
 abcabcabc ababab bcbcbc xyz xyzzy cats dogs category catalog dogma
 It's a truth universally acknowledged, that a single man in possession of a good fortune.
@@ -257,6 +261,31 @@ function randomCode(n) {
   for (const ignore of [false, true]) {
     variants.push({ name: `ignore-merges-${ignore}`, json: tokJSON({ pre: byteLevel(false, true), vocab: vocabWhole, model: { ignore_merges: ignore } }) });
   }
+  // The package example: the toy vocabulary with DeepSeek-V3's
+  // pre-tokenizer and four of its added tokens.
+  const dsJSON = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+  const exampleJSON = tokJSON({
+    added: addedList([
+      { content: '<｜begin▁of▁sentence｜>', special: true, normalized: false },
+      { content: '<｜end▁of▁sentence｜>', special: true, normalized: false },
+      { content: '<｜User｜>' },
+      { content: '<｜Assistant｜>' },
+    ], toy.next),
+    pre: dsJSON.pre_tokenizer,
+  });
+  exampleJSON.post_processor = dsJSON.post_processor;
+  variants.push({ name: 'example', json: exampleJSON, texts: ['<｜User｜>The cat ate 12345 fish.<｜Assistant｜>'] });
+  if (process.argv[3]) {
+    const fs = require('fs');
+    fs.mkdirSync(process.argv[3], { recursive: true });
+    fs.writeFileSync(process.argv[3] + '/tokenizer.json', JSON.stringify(exampleJSON, null, 1) + '\n');
+    fs.writeFileSync(process.argv[3] + '/tokenizer_config.json', JSON.stringify({
+      add_bos_token: true, add_eos_token: false,
+      bos_token: { __type: 'AddedToken', content: '<｜begin▁of▁sentence｜>', lstrip: false, normalized: true, rstrip: false, single_word: false },
+      eos_token: { __type: 'AddedToken', content: '<｜end▁of▁sentence｜>', lstrip: false, normalized: true, rstrip: false, single_word: false },
+      tokenizer_class: 'LlamaTokenizerFast',
+    }, null, 1) + '\n');
+  }
   // Merges as pairs rather than "a b" strings.
   variants.push({ name: 'merges-as-pairs', json: tokJSON({ added, pre: byteLevel(false, true), merges: toy.merges.map((m) => m.split(' ')) }) });
 
@@ -271,7 +300,7 @@ function randomCode(n) {
     if (v.json.model.vocab === toy.vocab) stored.model.vocab = 'toy_vocab';
     if (v.json.model.merges === toy.merges) stored.model.merges = 'toy_merges';
     const cases = [];
-    for (const s of toyTexts) {
+    for (const s of (v.texts || []).concat(toyTexts)) {
       const ids = await enc(tk, s);
       // decoded is left out when it equals text, decoded_skip_special when it
       // equals decoded.
