@@ -174,7 +174,7 @@ func (c *pipeCase) reference(t *testing.T) (ref []*LayerStage, losses []float64)
 }
 
 // executor places fresh copies of the model's stages on the ranks.
-func (c *pipeCase) executor(t *testing.T) *Executor {
+func (c *pipeCase) executor(t testing.TB) *Executor {
 	t.Helper()
 	s, err := Generate(c.v, c.ranks, c.n)
 	if err != nil {

@@ -107,3 +107,67 @@ func recoverTo(err *error, what string) {
 		*err = fmt.Errorf("LayerStage %s: %v", what, p)
 	}
 }
+
+// BlockStage is a Stage made of dsv3 blocks (whole decoder layers) applied
+// in order to micro-batches of the shape Seq describes. Blocks have no
+// split backward, so a backward with deferred weight gradients runs in full
+// and leaves nothing for BackwardWeight.
+type BlockStage struct {
+	Blocks []dsv3.Block
+	// Seq is the layout of every micro-batch: Count sequences of Len rows.
+	Seq dsv3.Seq
+	// FirstLayer is the model-wide index of Blocks[0], for parameter names.
+	FirstLayer int
+}
+
+// Blocks returns a BlockStage of blocks, the first of which is layer
+// firstLayer of the model, for micro-batches laid out as seq.
+func Blocks(seq dsv3.Seq, firstLayer int, blocks ...dsv3.Block) *BlockStage {
+	return &BlockStage{Blocks: blocks, Seq: seq, FirstLayer: firstLayer}
+}
+
+// Forward runs the blocks in training mode; x must have Seq.Count·Seq.Len
+// rows.
+func (s *BlockStage) Forward(x dsv3.Matrix) (y dsv3.Matrix, rec dsv3.Record, err error) {
+	defer recoverTo(&err, "forward")
+	if want := s.Seq.Count * s.Seq.Len; x.Rows != want {
+		return dsv3.Matrix{}, nil, fmt.Errorf("BlockStage forward: input has %d rows, Seq %d×%d wants %d", x.Rows, s.Seq.Count, s.Seq.Len, want)
+	}
+	recs := make([]dsv3.Record, len(s.Blocks))
+	for i, b := range s.Blocks {
+		x, recs[i] = b.Forward(x, s.Seq, true)
+	}
+	return x, recs, nil
+}
+
+// Backward runs the blocks' backward in reverse order; deferW is ignored
+// (a block's backward is not split) and no work is returned.
+func (s *BlockStage) Backward(rec dsv3.Record, dy dsv3.Matrix, deferW bool) (dx dsv3.Matrix, w dsv3.Record, err error) {
+	defer recoverTo(&err, "backward")
+	recs, ok := rec.([]dsv3.Record)
+	if !ok || len(recs) != len(s.Blocks) {
+		return dsv3.Matrix{}, nil, fmt.Errorf("BlockStage backward: record %T is not one of this stage's forward records", rec)
+	}
+	for i := len(s.Blocks) - 1; i >= 0; i-- {
+		dy = s.Blocks[i].Backward(recs[i], dy)
+	}
+	return dy, nil, nil
+}
+
+// BackwardWeight does nothing: Backward never defers work.
+func (s *BlockStage) BackwardWeight(w dsv3.Record) error {
+	if w != nil {
+		return fmt.Errorf("BlockStage weight gradient: unexpected record %T", w)
+	}
+	return nil
+}
+
+// Params returns the blocks' parameters named "layers.<FirstLayer+i>.<name>",
+// the Hugging Face names without the model's "model." prefix.
+func (s *BlockStage) Params() []dsv3.Param {
+	var ps []dsv3.Param
+	for i, b := range s.Blocks {
+		ps = append(ps, dsv3.PrefixParams("layers."+strconv.Itoa(s.FirstLayer+i)+".", b.Params())...)
+	}
+	return ps
+}
