@@ -2,6 +2,7 @@ package dualpipe
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -357,6 +358,91 @@ func TestJSONRoundTrip(t *testing.T) {
 	} {
 		if _, err := ParseJSON([]byte(bad)); err == nil {
 			t.Errorf("ParseJSON(%s): no error", bad)
+		}
+	}
+}
+
+// TestTransfersMatchReferenceComm derives every activation and gradient
+// transfer from the generated P=4, N=8 DualPipe schedule and the placement
+// of its stages, and compares them with the sends and receives the
+// reference posts (the fixture's program_with_comm): the same messages
+// between the same ranks, each send matched by one receive.
+func TestTransfersMatchReferenceComm(t *testing.T) {
+	var fx struct {
+		Ranks []struct {
+			Program []struct {
+				Comm []string `json:"comm_batch"`
+			} `json:"program_with_comm"`
+		} `json:"ranks"`
+	}
+	testutil.ReadJSON(t, testutil.Fixture(t, "dualpipe", fixtureName), &fx)
+	type msg struct {
+		from, to int
+		kind     string // act or grad
+		dir, mb  int
+	}
+	refSends, refRecvs := map[msg]int{}, map[msg]int{}
+	for r, fr := range fx.Ranks {
+		for _, step := range fr.Program {
+			for _, c := range step.Comm {
+				f := strings.Fields(c) // "send act0.3 to rank 1"
+				if len(f) != 5 || f[3] != "rank" {
+					t.Fatalf("fixture comm %q", c)
+				}
+				verb, what := f[0], f[1]
+				kind := strings.TrimRight(what, "0123456789.")
+				var peer, dir, mb int
+				if _, err := fmt.Sscanf(f[4], "%d", &peer); err != nil {
+					t.Fatalf("fixture comm %q: %v", c, err)
+				}
+				if _, err := fmt.Sscanf(strings.TrimPrefix(what, kind), "%d.%d", &dir, &mb); err != nil {
+					t.Fatalf("fixture comm %q: %v", c, err)
+				}
+				switch verb {
+				case "send":
+					refSends[msg{r, peer, kind, dir, mb}]++
+				case "recv":
+					refRecvs[msg{peer, r, kind, dir, mb}]++
+				default:
+					t.Fatalf("fixture comm %q", c)
+				}
+			}
+		}
+	}
+	if len(refSends) == 0 {
+		t.Fatal("the fixture lists no sends")
+	}
+	s, err := NewDualPipe(4, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := map[msg]int{}
+	for r, ops := range s.Ops {
+		for _, o := range ops {
+			for _, w := range o.parts() {
+				t0 := w.t
+				switch {
+				case w.p == partF && t0.Stage < s.Stages()-1:
+					if to := s.RankOf(t0.Dir, t0.Stage+1); to != r {
+						ours[msg{r, to, "act", t0.Dir, t0.MB}]++
+					}
+				case w.p == partB && t0.Stage > 0:
+					if to := s.RankOf(t0.Dir, t0.Stage-1); to != r {
+						ours[msg{r, to, "grad", t0.Dir, t0.MB}]++
+					}
+				}
+			}
+		}
+	}
+	if !reflect.DeepEqual(ours, refSends) {
+		t.Errorf("transfers of the generated schedule differ from the reference's sends:\n ours %v\n ref  %v", ours, refSends)
+	}
+	if !reflect.DeepEqual(refSends, refRecvs) {
+		t.Errorf("the reference's sends and receives do not pair up")
+	}
+	for m, k := range ours {
+		if k != 1 {
+			t.Errorf("message %+v sent %d times", m, k)
 		}
 	}
 }

@@ -189,12 +189,14 @@ func Formula(v Variant) string {
 // FormulaBubble evaluates Table 2's bubble for v with pp pipeline stages
 // and costs c (F&B = c.FB, or F+B when c.FB is 0).
 //
-// The formulas are exact for the simulated schedules with unit costs
-// (F = W = B/2, F&B = F+B, no transfer time) on every rank, which the
-// tests check for PP in {2, 4, 8, 16}. For other costs they are estimates
-// of the critical path, not bounds: ZB1P's (PP-1)(F+B-2W) assumes F =
-// B-W = W (the ZB-H1 paper's setting) and DualPipe's assumes the overlapped
-// pairs line up as with unit costs; Simulate gives the actual idle time.
+// With unit costs (F = W = B/2, F&B = F+B, no transfer time) the formulas
+// equal every rank's simulated bubble, as the tests check for PP in {2, 4,
+// 8, 16}. For other costs without transfer time, 1F1B's stays exact;
+// ZB1P's (PP-1)(F+B-2W) is exact when W <= F <= B-W (the ZB-H1 paper
+// assumes F = B-W = W); in that regime, with max(F, B) <= F&B <= F+B,
+// DualPipe's is an upper bound that some costs do not reach. Outside it the
+// ZB1P and DualPipe formulas are neither bounds nor exact, and transfer time
+// (Costs.Comm) adds to all of them: Simulate gives the actual idle time.
 func FormulaBubble(v Variant, pp int, c Costs) float64 {
 	p := float64(pp)
 	switch v {
