@@ -2,4 +2,99 @@
 
 package fp8x
 
-func archSets() []*Set { return nil }
+import (
+	"syscall"
+
+	"golang.org/x/sys/cpu"
+)
+
+// AMX reports what the dispatcher found about AMX: "absent" (no AMX-BF16
+// in CPUID, as on the AMD machine this package was developed on), "no
+// permission" (the kernel refused ARCH_REQ_XCOMP_PERM), or "permitted". No
+// set uses AMX yet: there is no AMX kernel, because none could be tested
+// here, so even a permitted AMX falls back to AVX-512.
+var AMX = detectAMX()
+
+func detectAMX() string {
+	if !cpu.X86.HasAMXTile || !cpu.X86.HasAMXBF16 {
+		return "absent"
+	}
+	// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): without it the
+	// first tile instruction raises SIGILL, which recover cannot catch.
+	const sysArchPrctl, archReqXcompPerm, xtileData = 158, 0x1023, 18
+	if _, _, e := syscall.RawSyscall(sysArchPrctl, archReqXcompPerm, xtileData, 0); e != 0 {
+		return "no permission"
+	}
+	return "permitted"
+}
+
+func archSets() []*Set {
+	var sets []*Set
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VBMI && cpu.X86.HasAVX512VL {
+		s := &Set{
+			Name:         "avx512",
+			Decode:       decodeAVX512s,
+			EncodeScaled: encodeScaledGo,
+			MR:           12, NR: 32,
+			FMA:  fmaAVX512s,
+			Gemv: gemvAVX512s,
+		}
+		if cpu.X86.HasAVX512BF16 {
+			s.Name = "avx512bf16"
+			s.BMR, s.BNR, s.BF16 = 12, 32, bf16AVX512s
+		}
+		sets = append(sets, s)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		sets = append(sets, &Set{
+			Name:         "avx2",
+			Decode:       decodeGo,
+			EncodeScaled: encodeScaledGo,
+			MR:           6, NR: 16,
+			FMA: fmaAVX2s,
+		})
+	}
+	return sets
+}
+
+// decodeChunk bounds the codes one assembly call decodes (assembly is not
+// preempted; this is a few microseconds).
+const decodeChunk = 1 << 14
+
+func decodeAVX512s(dst []float32, src []byte) {
+	_ = dst[:len(src)]
+	for len(src) >= 64 {
+		n := min(len(src), decodeChunk) / 64
+		decodeAVX512(&dst[0], &src[0], n)
+		dst, src = dst[64*n:], src[64*n:]
+	}
+	decodeGo(dst, src)
+}
+
+func fmaAVX512s(kb int, a, b, sa, sb, c []float32, ldc int) {
+	const mr, nr = 12, 32
+	_, _, _, _, _ = a[kb*Block*mr-1], b[kb*Block*nr-1], sa[kb*mr-1], sb[kb*nr-1], c[(mr-1)*ldc+nr-1]
+	fmaAVX512(kb, &a[0], &b[0], &sa[0], &sb[0], &c[0], ldc)
+}
+
+func fmaAVX2s(kb int, a, b, sa, sb, c []float32, ldc int) {
+	const mr, nr = 6, 16
+	_, _, _, _, _ = a[kb*Block*mr-1], b[kb*Block*nr-1], sa[kb*mr-1], sb[kb*nr-1], c[(mr-1)*ldc+nr-1]
+	fmaAVX2(kb, &a[0], &b[0], &sa[0], &sb[0], &c[0], ldc)
+}
+
+func bf16AVX512s(kb int, a, b []uint32, sa, sb, c []float32, ldc int) {
+	const mr, nr = 12, 32
+	_, _, _, _, _ = a[kb*Block/2*mr-1], b[kb*Block/2*nr-1], sa[kb*mr-1], sb[kb*nr-1], c[(mr-1)*ldc+nr-1]
+	bf16AVX512(kb, &a[0], &b[0], &sa[0], &sb[0], &c[0], ldc)
+}
+
+var gemvAVX512 = [...]func(kb int, codes *byte, x *float32, ldx int, f, y *float32){
+	nil, gemvAVX512M1, gemvAVX512M2, gemvAVX512M3, gemvAVX512M4,
+	gemvAVX512M5, gemvAVX512M6, gemvAVX512M7, gemvAVX512M8,
+}
+
+func gemvAVX512s(m, kb int, codes []byte, x []float32, ldx int, f, y []float32) {
+	_, _, _, _ = codes[kb*Block-1], x[(m-1)*ldx+kb*Block-1], f[kb*m-1], y[m-1]
+	gemvAVX512[m](kb, &codes[0], &x[0], ldx, &f[0], &y[0])
+}

@@ -1,0 +1,436 @@
+// Command fp8 generates the AVX-512 and AVX2 kernels of
+// github.com/dsv3go/dsv3/internal/fp8x. Regenerate from internal/asmgen with
+//
+//	go run ./fp8 -out ../fp8x/fp8x_amd64.s -stubs ../fp8x/stubs_amd64.go
+//
+// The kernels:
+//
+//   - decodeAVX512: E4M3 codes to float32, 64 at a time. A VPERMB puts the
+//     codes in the order the unpacks below undo, two VPERMI2B look up the
+//     high and low byte of each value's bfloat16 pattern in 128-entry tables
+//     (the sign bit is OR-ed back with one VPTERNLOGD), and byte then word
+//     unpacks against zero widen the bfloat16 patterns to float32. Exact for
+//     all 256 codes (NaN stays NaN, subnormals are exact).
+//   - fmaAVX512 (12×32) and fmaAVX2 (6×16): float32 micro-kernels over
+//     packed panels, 128-deep K-blocks; after each K-block the tile's sums
+//     are multiplied by the row scale and then the column scale and added
+//     into C: C[i,j] += (Σ_k a·b)·sa[i]·sb[j].
+//   - bf16AVX512 (12×32): the same over bfloat16 pairs with VDPBF16PS,
+//     which the Go assembler does not know: it is emitted as bytes (EVEX,
+//     register operands only, registers fixed) and verified against GNU as.
+//   - gemvAVX512M1..M8: one weight row of codes against m <= 8 float32 rows,
+//     decoding in registers as decodeAVX512 does.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math"
+
+	. "github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+func main() {
+	flag.Parse() // -out and -stubs are read by avo's build flags
+	ConstraintExpr("!purego")
+	tables()
+	decode()
+	fmaKernel(fmaAVX512)
+	fmaKernel(fmaAVX2)
+	bf16Kernel()
+	for m := 1; m <= 8; m++ {
+		gemv(m)
+	}
+	Generate()
+}
+
+// e4m3 returns the float32 value of an E4M3 code, from the definition.
+func e4m3(c int) float32 {
+	s := 1.0
+	if c&0x80 != 0 {
+		s = -1
+	}
+	e, m := c>>3&15, float64(c&7)
+	switch {
+	case e == 15 && m == 7:
+		return float32(math.NaN())
+	case e == 0:
+		return float32(s * math.Ldexp(m/8, -6))
+	}
+	return float32(s * math.Ldexp(1+m/8, e-7))
+}
+
+var (
+	tabLo, tabHi, permIdx, signMask Mem
+)
+
+// tables emits the lookup tables: the low and high bytes of the bfloat16
+// pattern of codes 0..127, and the VPERMB index that pre-orders 64 codes.
+func tables() {
+	var lo, hi [128]byte
+	for c := 0; c < 128; c++ {
+		b := uint16(math.Float32bits(e4m3(c)) >> 16)
+		if c == 0x7F {
+			b = 0x7FC0 // canonical quiet NaN
+		}
+		lo[c], hi[c] = byte(b), byte(b>>8)
+	}
+	tabLo = GLOBL("e4m3_bf16_lo", RODATA|NOPTR)
+	for i, v := range lo {
+		DATA(i, U8(v))
+	}
+	tabHi = GLOBL("e4m3_bf16_hi", RODATA|NOPTR)
+	for i, v := range hi {
+		DATA(i, U8(v))
+	}
+	// Position 16l+4q+d receives code 16q+4l+d (a 4×4 transpose of 4-byte
+	// groups), so that after the byte and word unpacks output vector q
+	// holds codes 16q..16q+15 in order.
+	permIdx = GLOBL("e4m3_perm", RODATA|NOPTR)
+	for l := 0; l < 4; l++ {
+		for q := 0; q < 4; q++ {
+			for d := 0; d < 4; d++ {
+				DATA(16*l+4*q+d, U8(16*q+4*l+d))
+			}
+		}
+	}
+	signMask = GLOBL("e4m3_sign", RODATA|NOPTR)
+	DATA(0, U32(0x80808080))
+}
+
+// decoder holds the registers of the in-register E4M3 decode.
+type decoder struct {
+	lo0, hi0, perm, zero VecVirtual
+}
+
+func newDecoder() decoder {
+	d := decoder{lo0: ZMM(), hi0: ZMM(), perm: ZMM(), zero: ZMM()}
+	VMOVDQU64(tabLo, d.lo0)
+	VMOVDQU64(tabHi, d.hi0)
+	VMOVDQU64(permIdx, d.perm)
+	VPXORD(d.zero, d.zero, d.zero)
+	return d
+}
+
+// decode64 decodes the 64 codes at src into four vectors of 16 float32
+// values each, in order.
+func (d decoder) decode64(src Mem) [4]VecVirtual {
+	c, l, h := ZMM(), ZMM(), ZMM()
+	VPERMB(src, d.perm, c)
+	VMOVDQA64(c, l)
+	VPERMI2B(tabLo.Offset(64), d.lo0, l)
+	VMOVDQA64(c, h)
+	VPERMI2B(tabHi.Offset(64), d.hi0, h)
+	VPTERNLOGD_BCST(U8(0xF8), signMask, c, h) // h |= c & 0x80
+	w0, w1 := ZMM(), ZMM()
+	VPUNPCKLBW(h, l, w0)
+	VPUNPCKHBW(h, l, w1)
+	var f [4]VecVirtual
+	for i := range f {
+		f[i] = ZMM()
+	}
+	VPUNPCKLWD(w0, d.zero, f[0])
+	VPUNPCKHWD(w0, d.zero, f[1])
+	VPUNPCKLWD(w1, d.zero, f[2])
+	VPUNPCKHWD(w1, d.zero, f[3])
+	return f
+}
+
+func decode() {
+	TEXT("decodeAVX512", NOSPLIT, "func(dst *float32, src *byte, n int)")
+	Pragma("noescape")
+	Doc("decodeAVX512 sets dst[i] to the value of E4M3 code src[i] for i < 64n.")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	n := Load(Param("n"), GP64())
+	d := newDecoder()
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	Label("loop")
+	f := d.decode64(Mem{Base: src})
+	for i := range f {
+		VMOVUPS(f[i], Mem{Base: dst, Disp: 64 * i})
+	}
+	ADDQ(U32(64), src)
+	ADDQ(U32(256), dst)
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// fmaISA describes a float32 micro-kernel.
+type fmaISA struct {
+	name   string
+	mr     int // rows of the tile
+	lanes  int // float32 lanes per register; the tile is 2·lanes wide
+	vec    func() VecVirtual
+	unroll int
+}
+
+var (
+	fmaAVX512 = fmaISA{name: "fmaAVX512", mr: 12, lanes: 16, vec: ZMM, unroll: 4}
+	fmaAVX2   = fmaISA{name: "fmaAVX2", mr: 6, lanes: 8, vec: YMM, unroll: 4}
+)
+
+// fmaKernel emits the float32 block-scaled micro-kernel.
+func fmaKernel(s fmaISA) {
+	nr := 2 * s.lanes
+	TEXT(s.name, NOSPLIT, "func(kb int, a, b, sa, sb, c *float32, ldc int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s adds Σ_kb (Σ_{k<128} a·b)·sa[i]·sb[j] to the %dx%d tile at c (row stride ldc): a is [kb][128][%d], b [kb][128][%d], sa [kb][%d], sb [kb][%d].",
+		s.name, s.mr, nr, s.mr, nr, s.mr, nr))
+	kb := Load(Param("kb"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+	sa := Load(Param("sa"), GP64())
+	sb := Load(Param("sb"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	acc := make([]VecVirtual, 2*s.mr)
+	for i := range acc {
+		acc[i] = s.vec()
+	}
+	b0, b1 := s.vec(), s.vec()
+	TESTQ(kb, kb)
+	JZ(LabelRef(s.name + "_done"))
+	Label(s.name + "_block")
+	for _, r := range acc {
+		VXORPS(r, r, r)
+	}
+	k := GP64()
+	MOVQ(U32(128/s.unroll), k)
+	Label(s.name + "_k")
+	for u := 0; u < s.unroll; u++ {
+		VMOVUPS(Mem{Base: b, Disp: 4 * nr * u}, b0)
+		VMOVUPS(Mem{Base: b, Disp: 4 * (nr*u + s.lanes)}, b1)
+		for i := 0; i < s.mr; i++ {
+			t := s.vec()
+			VBROADCASTSS(Mem{Base: a, Disp: 4 * (s.mr*u + i)}, t)
+			VFMADD231PS(t, b0, acc[2*i])
+			VFMADD231PS(t, b1, acc[2*i+1])
+		}
+	}
+	ADDQ(U32(4*s.mr*s.unroll), a)
+	ADDQ(U32(4*nr*s.unroll), b)
+	DECQ(k)
+	JNZ(LabelRef(s.name + "_k"))
+	Comment("C += (acc·sa[i])·sb[j]")
+	VMOVUPS(Mem{Base: sb}, b0)
+	VMOVUPS(Mem{Base: sb, Disp: 4 * s.lanes}, b1)
+	cr := GP64()
+	MOVQ(c, cr)
+	for i := 0; i < s.mr; i++ {
+		t := s.vec()
+		VBROADCASTSS(Mem{Base: sa, Disp: 4 * i}, t)
+		VMULPS(t, acc[2*i], acc[2*i])
+		VMULPS(t, acc[2*i+1], acc[2*i+1])
+		c0, c1 := s.vec(), s.vec()
+		VMOVUPS(Mem{Base: cr}, c0)
+		VMOVUPS(Mem{Base: cr, Disp: 4 * s.lanes}, c1)
+		VFMADD231PS(b0, acc[2*i], c0)
+		VFMADD231PS(b1, acc[2*i+1], c1)
+		VMOVUPS(c0, Mem{Base: cr})
+		VMOVUPS(c1, Mem{Base: cr, Disp: 4 * s.lanes})
+		if i+1 < s.mr {
+			ADDQ(ldc, cr)
+		}
+	}
+	ADDQ(U32(4*s.mr), sa)
+	ADDQ(U32(4*nr), sb)
+	DECQ(kb)
+	JNZ(LabelRef(s.name + "_block"))
+	Label(s.name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// raw emits bytes as they are.
+func raw(bs ...byte) {
+	for _, x := range bs {
+		Instruction(&ir.Instruction{Opcode: "BYTE", Operands: []Op{U8(x)}})
+	}
+}
+
+// vdpbf16ps emits VDPBF16PS zmm(s2), zmm(s1), zmm(d) in Go operand order:
+// d.fp32[i] += s1.bf16[2i+1]·s2.bf16[2i+1] + s1.bf16[2i]·s2.bf16[2i]
+// (EVEX.512.F3.0F38.W0 52 /r, register form).
+func vdpbf16ps(s2, s1, d int) {
+	inv := func(x, bit int) byte { return byte(^x>>bit) & 1 }
+	p0 := inv(d, 3)<<7 | inv(s2, 4)<<6 | inv(s2, 3)<<5 | inv(d, 4)<<4 | 0b10
+	p1 := byte(^s1&0xF)<<3 | 1<<2 | 0b10
+	p2 := byte(0b10)<<5 | inv(s1, 4)<<3
+	Commentf("VDPBF16PS Z%d, Z%d, Z%d", s2, s1, d)
+	raw(0x62, p0, p1, p2, 0x52, 0xC0|byte(d&7)<<3|byte(s2&7))
+}
+
+var zmms = []Register{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
+	Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31}
+
+// bf16Kernel emits bf16AVX512, the 12×32 block-scaled micro-kernel on
+// bfloat16 pairs: accumulators Z0..Z23 (row i in Z2i, Z2i+1), B in Z24/Z25,
+// broadcast A pairs in Z26/Z27.
+func bf16Kernel() {
+	const mr, nr, unroll = 12, 32, 4
+	name := "bf16AVX512"
+	TEXT(name, NOSPLIT, "func(kb int, a, b *uint32, sa, sb, c *float32, ldc int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s adds Σ_kb (Σ_{p<64} a·b as bfloat16 pairs)·sa[i]·sb[j] to the %dx%d tile at c (row stride ldc): a is [kb][64][%d] pairs, b [kb][64][%d], sa [kb][%d], sb [kb][%d].",
+		name, mr, nr, mr, nr, mr, nr))
+	kb := Load(Param("kb"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+	sa := Load(Param("sa"), GP64())
+	sb := Load(Param("sb"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	TESTQ(kb, kb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_block")
+	for i := 0; i < 2*mr; i++ {
+		VPXORD(zmms[i], zmms[i], zmms[i])
+	}
+	k := GP64()
+	MOVQ(U32(64/unroll), k)
+	Label(name + "_k")
+	for u := 0; u < unroll; u++ {
+		VMOVDQU32(Mem{Base: b, Disp: 4 * nr * u}, Z24)
+		VMOVDQU32(Mem{Base: b, Disp: 4 * (nr*u + 16)}, Z25)
+		for i := 0; i < mr; i++ {
+			t := 26 + i%2
+			VPBROADCASTD(Mem{Base: a, Disp: 4 * (mr*u + i)}, zmms[t])
+			vdpbf16ps(t, 24, 2*i)
+			vdpbf16ps(t, 25, 2*i+1)
+		}
+	}
+	ADDQ(U32(4*mr*unroll), a)
+	ADDQ(U32(4*nr*unroll), b)
+	DECQ(k)
+	JNZ(LabelRef(name + "_k"))
+	Comment("C += (acc·sa[i])·sb[j]")
+	VMOVUPS(Mem{Base: sb}, Z24)
+	VMOVUPS(Mem{Base: sb, Disp: 64}, Z25)
+	cr := GP64()
+	MOVQ(c, cr)
+	for i := 0; i < mr; i++ {
+		VBROADCASTSS(Mem{Base: sa, Disp: 4 * i}, Z26)
+		VMULPS(Z26, zmms[2*i], zmms[2*i])
+		VMULPS(Z26, zmms[2*i+1], zmms[2*i+1])
+		VMOVUPS(Mem{Base: cr}, Z28)
+		VMOVUPS(Mem{Base: cr, Disp: 64}, Z29)
+		VFMADD231PS(Z24, zmms[2*i], Z28)
+		VFMADD231PS(Z25, zmms[2*i+1], Z29)
+		VMOVUPS(Z28, Mem{Base: cr})
+		VMOVUPS(Z29, Mem{Base: cr, Disp: 64})
+		if i+1 < mr {
+			ADDQ(ldc, cr)
+		}
+	}
+	ADDQ(U32(4*mr), sa)
+	ADDQ(U32(4*nr), sb)
+	DECQ(kb)
+	JNZ(LabelRef(name + "_block"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// gemv emits gemvAVX512M<m>: y[i] = Σ_kb f[kb*m+i]·Σ_{k<128}
+// x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < m.
+func gemv(m int) {
+	name := fmt.Sprintf("gemvAVX512M%d", m)
+	TEXT(name, NOSPLIT, "func(kb int, codes *byte, x *float32, ldx int, f, y *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s sets y[i] = Σ_kb f[kb*%d+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < %d.", name, m, m))
+	kb := Load(Param("kb"), GP64())
+	codes := Load(Param("codes"), GP64())
+	x := Load(Param("x"), GP64())
+	ldx := Load(Param("ldx"), GP64())
+	f := Load(Param("f"), GP64())
+	y := Load(Param("y"), GP64())
+	SHLQ(U8(2), ldx)
+	// Row pointers into x, advanced by one K-block per iteration.
+	rows := make([]GPVirtual, m)
+	for i := range rows {
+		rows[i] = GP64()
+		if i == 0 {
+			MOVQ(x, rows[i])
+		} else {
+			LEAQ(Mem{Base: rows[i-1], Index: ldx, Scale: 1}, rows[i])
+		}
+	}
+	nacc := 1
+	switch {
+	case m <= 2:
+		nacc = 4
+	case m <= 4:
+		nacc = 2
+	}
+	tot := make([]VecVirtual, m)
+	for i := range tot {
+		tot[i] = ZMM()
+		VPXORD(tot[i], tot[i], tot[i])
+	}
+	d := newDecoder()
+	acc := make([][]VecVirtual, m)
+	for i := range acc {
+		acc[i] = make([]VecVirtual, nacc)
+		for j := range acc[i] {
+			acc[i][j] = ZMM()
+		}
+	}
+	TESTQ(kb, kb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_block")
+	for i := range acc {
+		for _, r := range acc[i] {
+			VPXORD(r, r, r)
+		}
+	}
+	for half := 0; half < 2; half++ {
+		fv := d.decode64(Mem{Base: codes, Disp: 64 * half})
+		for i := 0; i < m; i++ {
+			for q := 0; q < 4; q++ {
+				VFMADD231PS(Mem{Base: rows[i], Disp: 4 * (64*half + 16*q)}, fv[q], acc[i][(4*half+q)%nacc])
+			}
+		}
+	}
+	for i := 0; i < m; i++ {
+		for j := 1; j < nacc; j++ {
+			VADDPS(acc[i][j], acc[i][0], acc[i][0])
+		}
+		VFMADD231PS_BCST(Mem{Base: f, Disp: 4 * i}, acc[i][0], tot[i])
+		ADDQ(U32(512), rows[i])
+	}
+	ADDQ(U32(128), codes)
+	ADDQ(U32(4*m), f)
+	DECQ(kb)
+	JNZ(LabelRef(name + "_block"))
+	Label(name + "_done")
+	for i := 0; i < m; i++ {
+		hsum(tot[i], Mem{Base: y, Disp: 4 * i})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// hsum stores the sum of the 16 lanes of z to dst.
+func hsum(z VecVirtual, dst Mem) {
+	yv, xv := YMM(), XMM()
+	VEXTRACTF64X4(U8(1), z, yv)
+	VADDPS(yv, z.AsY(), yv)
+	VEXTRACTF128(U8(1), yv, xv)
+	VADDPS(xv, yv.AsX(), xv)
+	t := XMM()
+	VPERMILPS(U8(0x4E), xv, t)
+	VADDPS(t, xv, xv)
+	VPERMILPS(U8(0xB1), xv, t)
+	VADDPS(t, xv, xv)
+	VMOVSS(xv, dst)
+}
