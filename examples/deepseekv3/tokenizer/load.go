@@ -251,9 +251,14 @@ func parseSplit(p *preTokJSON, field string, fast bool) (*splitStage, error) {
 		return nil, fmt.Errorf("tokenizer.json: %s.behavior: %q, want one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous", field, p.Behavior)
 	}
 	st := &splitStage{behavior: b, invert: p.Invert}
-	if p.Pattern.String != nil {
+	if p.Pattern.String != nil && *p.Pattern.String != "" {
 		st.m = literalMatcher{*p.Pattern.String}
 		return st, nil
+	}
+	if p.Pattern.String != nil {
+		// An empty literal is an empty regex, which matches between every
+		// two characters.
+		p.Pattern.Regex = p.Pattern.String
 	}
 	m, err := newMatcher(*p.Pattern.Regex, fast)
 	if err != nil {

@@ -232,6 +232,12 @@ function randomCode(n) {
       byteLevel(false, false)] } }),
   });
   variants.push({
+    name: 'split-empty-string',
+    json: tokJSON({ pre: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { String: '' }, behavior: 'MergedWithPrevious', invert: false },
+      byteLevel(false, false)] } }),
+  });
+  variants.push({
     name: 'split-empty-matches',
     json: tokJSON({ pre: { type: 'Sequence', pretokenizers: [
       { type: 'Split', pattern: { Regex: 'x*' }, behavior: 'Isolated', invert: false },
