@@ -63,6 +63,9 @@ func classify(r rune) uint16 {
 var (
 	bmpOnce    sync.Once
 	bmpClasses []uint16
+	// byteClasses[b] is the class of the ASCII rune b (for b < 0x80), indexed
+	// by a byte so that the lookup needs no bounds check.
+	byteClasses [256]uint16
 )
 
 func buildClasses() {
@@ -71,6 +74,7 @@ func buildClasses() {
 		for r := range t {
 			t[r] = classify(rune(r))
 		}
+		copy(byteClasses[:utf8.RuneSelf], t)
 		bmpClasses = t
 	})
 }
@@ -79,10 +83,14 @@ func buildClasses() {
 // invalid byte counts as one U+FFFD of width 1, as Go's range and []rune
 // conversion (and so regexp2) see it. buildClasses must have run.
 func classAt(s string, i int) (uint16, int) {
-	c := s[i]
-	if c < utf8.RuneSelf {
-		return bmpClasses[c], 1
+	if c := s[i]; c < utf8.RuneSelf {
+		return byteClasses[c], 1
 	}
+	return classAtSlow(s, i)
+}
+
+// classAtSlow is classAt for a rune that is not ASCII.
+func classAtSlow(s string, i int) (uint16, int) {
 	r, w := utf8.DecodeRuneInString(s[i:])
 	if r < 0x10000 {
 		return bmpClasses[r], w

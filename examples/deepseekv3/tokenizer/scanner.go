@@ -1,5 +1,7 @@
 package tokenizer
 
+import "unicode/utf8"
+
 // Hand-written matchers for the three Split regexes of DeepSeek-V3's
 // pre-tokenizer. Each returns the same non-overlapping leftmost-first
 // matches as the regex run by a backtracking engine (Oniguruma in Hugging
@@ -33,6 +35,10 @@ type digitsMatcher struct{}
 func (digitsMatcher) matches(s string, dst []span, _ *scratch) []span {
 	i := 0
 	for i < len(s) {
+		if b := s[i]; b < utf8.RuneSelf && (b < '0' || b > '9') {
+			i++ // the only ASCII numbers are the digits
+			continue
+		}
 		c, w := classAt(s, i)
 		if c&clN == 0 {
 			i += w
@@ -110,7 +116,14 @@ func (wordsMatcher) matches(s string, dst []span, _ *scratch) []span {
 // bit of mask.
 func run(s string, i int, mask uint16) int {
 	for i < len(s) {
-		c, w := classAt(s, i)
+		if b := s[i]; b < utf8.RuneSelf { // ASCII, inline
+			if byteClasses[b]&mask == 0 {
+				break
+			}
+			i++
+			continue
+		}
+		c, w := classAtSlow(s, i)
 		if c&mask == 0 {
 			break
 		}
@@ -122,7 +135,13 @@ func run(s string, i int, mask uint16) int {
 // wordsAt returns the end of the match of the third pattern starting at i
 // (i itself when none) and the width of the rune at i.
 func wordsAt(s string, i int) (end, width int) {
-	c0, w0 := classAt(s, i)
+	var c0 uint16
+	w0 := 1
+	if b := s[i]; b < utf8.RuneSelf {
+		c0 = byteClasses[b]
+	} else {
+		c0, w0 = classAtSlow(s, i)
+	}
 	// A1: one ASCII punctuation or symbol, then ASCII letters.
 	if c0&clASCIIPunct != 0 {
 		j := i + 1
