@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dsv3go/dsv3"
+	"github.com/dsv3go/dsv3/fp8"
 )
 
 // fillRandom fills m with uniform values in [-a, a) cheaply.
@@ -56,7 +57,34 @@ func benchLayer(b *testing.B) *MLA {
 	return m
 }
 
-// layerFlops returns the multiply-add count ×2 of the projections for
+var benchLayerFP8Cache *MLA
+
+// benchLayerFP8 is benchLayer with every projection quantised to FP8 per
+// 128x128 block (fp8.BlockWeight, weight-only MulT).
+func benchLayerFP8(b *testing.B) *MLA {
+	if benchLayerFP8Cache != nil {
+		return benchLayerFP8Cache
+	}
+	src := benchLayer(b)
+	m, err := New(DeepSeekV3())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, p := range m.Params() {
+		if p.Slot == nil {
+			continue
+		}
+		w, err := fp8.QuantizeWeight((*src.Params()[i].Slot).(dsv3.Matrix), fp8.ScaleF32)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*p.Slot = w
+	}
+	benchLayerFP8Cache = m
+	return m
+}
+
+// projFlops returns the multiply-add count ×2 of the projections for
 // tokens rows.
 func projFlops(c Config, tokens int) float64 {
 	h := c.Heads
@@ -66,11 +94,16 @@ func projFlops(c Config, tokens int) float64 {
 }
 
 // BenchmarkDecode is one decode step at context 4096 (4095 cached tokens
-// plus the new one) of a DeepSeek-V3-shaped layer with float32 weights,
-// through the absorbed and the naive path.
+// plus the new one) of a DeepSeek-V3-shaped layer with FP8 weights
+// (fp8.BlockWeight) and with float32 weights, through the absorbed and the
+// naive path.
 func BenchmarkDecode(b *testing.B) {
+	b.Run("fp8", func(b *testing.B) { benchDecode(b, benchLayerFP8(b)) })
+	b.Run("f32", func(b *testing.B) { benchDecode(b, benchLayer(b)) })
+}
+
+func benchDecode(b *testing.B, m *MLA) {
 	const ctx = 4096
-	m := benchLayer(b)
 	cfg := m.Config()
 	rng := rand.New(rand.NewPCG(3, 4))
 	c, err := NewCache(cfg, 1, ctx)
@@ -105,11 +138,16 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkPrefill runs the attention of a DeepSeek-V3-shaped layer over
-// one 2048-token sequence: the training/prefill Forward (no record) and a
-// cached prefill through the absorbed and the naive path.
+// one 2048-token sequence, with FP8 and with float32 weights: the
+// training/prefill Forward (no record) and a cached prefill through the
+// absorbed and the naive path.
 func BenchmarkPrefill(b *testing.B) {
+	b.Run("fp8", func(b *testing.B) { benchPrefill(b, benchLayerFP8(b)) })
+	b.Run("f32", func(b *testing.B) { benchPrefill(b, benchLayer(b)) })
+}
+
+func benchPrefill(b *testing.B, m *MLA) {
 	const n = 2048
-	m := benchLayer(b)
 	cfg := m.Config()
 	x := dsv3.NewMatrix(n, cfg.Hidden)
 	fillRandom(x, rand.New(rand.NewPCG(5, 6)), 1)

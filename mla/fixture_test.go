@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/dsv3go/dsv3"
+	"github.com/dsv3go/dsv3/fp8"
+	"github.com/dsv3go/dsv3/internal/safetensors"
 	"github.com/dsv3go/dsv3/internal/testutil"
 	"github.com/dsv3go/dsv3/yarn"
 )
@@ -176,5 +178,73 @@ func TestFixtureGradients(t *testing.T) {
 			t.Fatalf("no gradient for %s.weight", n)
 		}
 		check("grad_attn_layer0_"+n+"_f64_seq40", g)
+	}
+}
+
+// bindFP8 returns a binder that keeps the checkpoint's F8_E4M3 weights as
+// fp8.BlockWeight (one byte a weight, decoded on the fly).
+func bindFP8(t testing.TB) func(string) dsv3.Weight {
+	ck := testutil.Checkpoint(t)
+	return func(name string) dsv3.Weight {
+		tn, err := ck.Tensor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn.DType != safetensors.F8E4M3 {
+			return nil
+		}
+		sc, err := ck.Tensor(name + "_scale_inv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := fp8.BlockWeightFromBytes(tn.Shape[0], tn.Shape[1], tn.Data, sc.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+}
+
+// TestFixtureFP8Weights runs both layers with the checkpoint's FP8 weights
+// kept quantised: the forward and both cached paths match the reference
+// (which multiplies by the dequantised weights) within 1e-5.
+func TestFixtureFP8Weights(t *testing.T) {
+	for _, layer := range []int{0, 1} {
+		m := loadLayer(t, layer, bindFP8(t))
+		if _, ok := m.KVB.W.(*fp8.BlockWeight); !ok {
+			t.Fatalf("kv_b_proj bound as %T, want *fp8.BlockWeight", m.KVB.W)
+		}
+		x := testutil.ExpectedMatrix(t, fmt.Sprintf("attn_layer%d_input_f32_seq40", layer))
+		want, _ := testutil.Expected(t, fmt.Sprintf("attn_layer%d_output_f32_seq40", layer))
+		s := dsv3.Seq{Count: 1, Len: 40}
+		y, _, err := m.Forward(x, s, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := testutil.MatrixRelErr(y, want); e > 1e-5 {
+			t.Errorf("layer %d FP8 forward: rel err %.3g > 1e-5", layer, e)
+		}
+		for _, path := range []Path{Absorbed, Naive} {
+			c, _ := NewCache(m.Config(), 1, 40)
+			y, err := m.Infer(x.Slice(0, 30), dsv3.Seq{Count: 1, Len: 30}, c, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := dsv3.NewMatrix(40, x.Cols)
+			full.Slice(0, 30).CopyFrom(y)
+			for p := 30; p < 40; p++ {
+				y, err := m.Infer(x.Slice(p, p+1), dsv3.Seq{Count: 1, Len: 1, Start: p}, c, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				full.Slice(p, p+1).CopyFrom(y)
+			}
+			if e := testutil.MatrixRelErr(full, want); e > 1e-5 {
+				t.Errorf("layer %d FP8 %v prefill 30 + 10 steps: rel err %.3g > 1e-5", layer, path, e)
+			}
+		}
+		if _, _, err := m.Forward(x, s, true); err == nil {
+			t.Errorf("layer %d: training through FP8 weights accepted", layer)
+		}
 	}
 }

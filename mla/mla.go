@@ -230,9 +230,12 @@ func isNilWeight(w dsv3.Weight) bool {
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
-// float32er is implemented by weights that can widen themselves to a
-// float32 matrix (dsv3.BF16Weight).
-type float32er interface{ Float32() dsv3.Matrix }
+// float32er and dequantizer are implemented by weights that can widen
+// themselves to a float32 matrix (dsv3.BF16Weight, fp8.BlockWeight).
+type (
+	float32er   interface{ Float32() dsv3.Matrix }
+	dequantizer interface{ Dequantize() dsv3.Matrix }
+)
 
 // absorbWeight returns kv_b_proj as a float32 [heads·(nope+v), kv_lora]
 // matrix for the absorbed path: W itself when it is float32, else a
@@ -249,9 +252,12 @@ func (m *MLA) absorbWeight() dsv3.Matrix {
 		return m.absorbW
 	}
 	var f dsv3.Matrix
-	if d, ok := w.(float32er); ok {
+	switch d := w.(type) {
+	case float32er:
 		f = d.Float32()
-	} else {
+	case dequantizer:
+		f = d.Dequantize()
+	default:
 		f = dequantise(w)
 	}
 	m.absorbSrc, m.absorbW = w, f
