@@ -42,10 +42,22 @@
 // The Split patterns need a lookahead and Unicode classes, which Go's regexp
 // lacks, so a pattern runs on github.com/dlclark/regexp2, a backtracking
 // engine like Hugging Face's Oniguruma. DeepSeek-V3's three patterns are
-// recognised and run by hand-written scanners instead (several times
-// faster); tests check them against regexp2 on random and real text. Unicode
-// categories come from Go's unicode package, whose Unicode version may
-// differ from Oniguruma's for the newest characters.
+// recognised and run by hand-written scanners instead, which the tests check
+// against regexp2 (every BMP rune, random and real text, a fuzz target).
+// With them, encoding 1 MB of Go source takes about 30 MB per CPU second
+// with an empty word cache and 45 warm, against about 2 with regexp2
+// (BenchmarkEncodeGoSource). Unicode categories come from Go's unicode
+// package, whose Unicode version may differ from Oniguruma's for the newest
+// characters.
+//
+// # Testing against Hugging Face
+//
+// The tests compare with ids produced by Hugging Face tokenizers (the Rust
+// library, 0.23.2): the fixture cases of the real DeepSeek-V3 tokenizer, 600
+// random and code-like strings and 300 random id sequences to decode
+// (testdata/hf_reference.json, made by testdata/gen_reference.js), and small
+// tokenizers that exercise every added-token flag, every Split behaviour,
+// ByteLevel's options, unk_token, fuse_unk and ignore_merges.
 //
 // # Decoding
 //

@@ -100,6 +100,7 @@ func TestFromJSONErrors(t *testing.T) {
 		{name: "negative id", edit: func(m map[string]any) { model(m)["vocab"].(map[string]any)["zz"] = -3 }, errHas: `model.vocab["zz"]: id -3 out of range`},
 		{name: "huge id", edit: func(m map[string]any) { model(m)["vocab"].(map[string]any)["zz"] = 1 << 30 }, errHas: `model.vocab["zz"]: id 1073741824 out of range [0, 16777216)`},
 		{name: "duplicate id", edit: func(m map[string]any) { model(m)["vocab"].(map[string]any)["zz"] = 5 }, errHas: "model.vocab: id 5 is given to both"},
+		{name: "merges not a list", edit: func(m map[string]any) { model(m)["merges"] = 5 }, errHas: "model.merges: json: cannot unmarshal number"},
 		{name: "merge three parts", edit: func(m map[string]any) { model(m)["merges"] = []any{"a b c"} }, errHas: `model.merges[0]: "a b c": want two tokens separated by one space`},
 		{name: "merge bad pair", edit: func(m map[string]any) { model(m)["merges"] = []any{"h e", []any{"a"}} }, errHas: `model.merges[1]: ["a"]: want "a b" or ["a", "b"]`},
 		{name: "merge part unknown", edit: func(m map[string]any) { model(m)["merges"] = []any{"h e", "he Ġq"} }, errHas: `model.merges[1]: "Ġq" is not in model.vocab`},

@@ -32,16 +32,16 @@ type addedJSON struct {
 }
 
 type modelJSON struct {
-	Type                    string            `json:"type"`
-	Vocab                   map[string]int    `json:"vocab"`
-	Merges                  []json.RawMessage `json:"merges"`
-	Dropout                 *float64          `json:"dropout"`
-	UnkToken                *string           `json:"unk_token"`
-	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
-	FuseUnk                 bool              `json:"fuse_unk"`
-	ByteFallback            bool              `json:"byte_fallback"`
-	IgnoreMerges            bool              `json:"ignore_merges"`
+	Type                    string          `json:"type"`
+	Vocab                   map[string]int  `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
+	Dropout                 *float64        `json:"dropout"`
+	UnkToken                *string         `json:"unk_token"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
 }
 
 type typedJSON struct {
@@ -333,12 +333,13 @@ func (t *Tokenizer) parseModel(raw json.RawMessage) error {
 			}
 		}
 	}
-	m.merges = make(map[uint64]uint64, len(mj.Merges))
-	for rank, rawMerge := range mj.Merges {
-		a, b, err := parseMerge(rawMerge)
-		if err != nil {
-			return fmt.Errorf("tokenizer.json: model.merges[%d]: %v", rank, err)
-		}
+	merges, err := parseMerges(mj.Merges)
+	if err != nil {
+		return err
+	}
+	m.merges = make(map[uint64]uint64, len(merges))
+	for rank, pair := range merges {
+		a, b := pair[0], pair[1]
 		ia, ok := t.vocab[a]
 		if !ok {
 			return fmt.Errorf("tokenizer.json: model.merges[%d]: %q is not in model.vocab", rank, a)
@@ -356,6 +357,41 @@ func (t *Tokenizer) parseModel(raw json.RawMessage) error {
 	}
 	t.model = m
 	return nil
+}
+
+// parseMerges reads model.merges, a list of "a b" strings or of ["a", "b"]
+// pairs.
+func parseMerges(raw json.RawMessage) ([][2]string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	// The common form first, without per-entry allocations.
+	var strs []string
+	if err := json.Unmarshal(raw, &strs); err == nil {
+		out := make([][2]string, len(strs))
+		for i, s := range strs {
+			a, b, ok := strings.Cut(s, " ")
+			if !ok || strings.Contains(b, " ") {
+				return nil, fmt.Errorf("tokenizer.json: model.merges[%d]: %q: want two tokens separated by one space", i, s)
+			}
+			out[i] = [2]string{a, b}
+		}
+		return out, nil
+	}
+	// Pairs, mixed or malformed: entry by entry, naming a bad one.
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("tokenizer.json: model.merges: %w", err)
+	}
+	out := make([][2]string, len(items))
+	for i, item := range items {
+		a, b, err := parseMerge(item)
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer.json: model.merges[%d]: %v", i, err)
+		}
+		out[i] = [2]string{a, b}
+	}
+	return out, nil
 }
 
 // parseMerge reads a merge as "a b" or ["a", "b"].
