@@ -4553,7 +4553,7 @@ kernAVX2Rows6_overwrite:
 	RET
 
 // func packT16AVX512(k int, rows *[16]*float32, dst *float32, stride int, mask uint16)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·packT16AVX512(SB), NOSPLIT, $0-34
 	MOVQ    k+0(FP), AX
 	MOVQ    rows+8(FP), CX
@@ -4570,36 +4570,52 @@ packT16AVX512_loop:
 	JGE        packT16AVX512_done
 	MOVQ       (CX), DI
 	VMOVUPS    (DI)(SI*1), Z0
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       8(CX), DI
 	VMOVUPS    (DI)(SI*1), Z1
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       16(CX), DI
 	VMOVUPS    (DI)(SI*1), Z2
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       24(CX), DI
 	VMOVUPS    (DI)(SI*1), Z3
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       32(CX), DI
 	VMOVUPS    (DI)(SI*1), Z4
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       40(CX), DI
 	VMOVUPS    (DI)(SI*1), Z5
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       48(CX), DI
 	VMOVUPS    (DI)(SI*1), Z6
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       56(CX), DI
 	VMOVUPS    (DI)(SI*1), Z7
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       64(CX), DI
 	VMOVUPS    (DI)(SI*1), Z8
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       72(CX), DI
 	VMOVUPS    (DI)(SI*1), Z9
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       80(CX), DI
 	VMOVUPS    (DI)(SI*1), Z10
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       88(CX), DI
 	VMOVUPS    (DI)(SI*1), Z11
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       96(CX), DI
 	VMOVUPS    (DI)(SI*1), Z12
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       104(CX), DI
 	VMOVUPS    (DI)(SI*1), Z13
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       112(CX), DI
 	VMOVUPS    (DI)(SI*1), Z14
+	PREFETCHT0 512(DI)(SI*1)
 	MOVQ       120(CX), DI
 	VMOVUPS    (DI)(SI*1), Z15
+	PREFETCHT0 512(DI)(SI*1)
 	VUNPCKLPS  Z1, Z0, Z16
 	VUNPCKHPS  Z1, Z0, Z0
 	VUNPCKLPS  Z3, Z2, Z1
@@ -4700,6 +4716,91 @@ packT16AVX512_loop:
 	JMP        packT16AVX512_loop
 
 packT16AVX512_done:
+	VZEROUPPER
+	RET
+
+// func packT8AVX2(k int, rows *[8]*float32, dst *float32, stride int)
+// Requires: AVX, MMX+
+TEXT ·packT8AVX2(SB), NOSPLIT, $0-32
+	MOVQ k+0(FP), AX
+	MOVQ rows+8(FP), CX
+	MOVQ dst+16(FP), DX
+	MOVQ stride+24(FP), BX
+	SHLQ $0x02, BX
+	SHLQ $0x02, AX
+	XORQ SI, SI
+
+packT8AVX2_loop:
+	CMPQ       SI, AX
+	JGE        packT8AVX2_done
+	MOVQ       (CX), DI
+	VMOVUPS    (DI)(SI*1), Y0
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       8(CX), DI
+	VMOVUPS    (DI)(SI*1), Y1
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       16(CX), DI
+	VMOVUPS    (DI)(SI*1), Y2
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       24(CX), DI
+	VMOVUPS    (DI)(SI*1), Y3
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       32(CX), DI
+	VMOVUPS    (DI)(SI*1), Y4
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       40(CX), DI
+	VMOVUPS    (DI)(SI*1), Y5
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       48(CX), DI
+	VMOVUPS    (DI)(SI*1), Y6
+	PREFETCHT0 512(DI)(SI*1)
+	MOVQ       56(CX), DI
+	VMOVUPS    (DI)(SI*1), Y7
+	PREFETCHT0 512(DI)(SI*1)
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y0
+	VUNPCKLPS  Y3, Y2, Y1
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VSHUFPS    $0x44, Y1, Y8, Y7
+	VSHUFPS    $0xee, Y1, Y8, Y1
+	VSHUFPS    $0x44, Y2, Y0, Y8
+	VSHUFPS    $0xee, Y2, Y0, Y0
+	VSHUFPS    $0x44, Y5, Y3, Y2
+	VSHUFPS    $0xee, Y5, Y3, Y3
+	VSHUFPS    $0x44, Y6, Y4, Y5
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y7, Y6
+	VPERM2F128 $0x31, Y2, Y7, Y2
+	VPERM2F128 $0x20, Y3, Y1, Y7
+	VPERM2F128 $0x31, Y3, Y1, Y1
+	VPERM2F128 $0x20, Y5, Y8, Y3
+	VPERM2F128 $0x31, Y5, Y8, Y5
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VMOVUPS    Y6, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y7, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y3, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y8, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y2, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y1, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y5, (DX)
+	ADDQ       BX, DX
+	VMOVUPS    Y0, (DX)
+	ADDQ       BX, DX
+	ADDQ       $0x20, SI
+	JMP        packT8AVX2_loop
+
+packT8AVX2_done:
 	VZEROUPPER
 	RET
 

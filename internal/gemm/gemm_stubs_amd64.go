@@ -109,6 +109,11 @@ func kernAVX2Rows6(k int, a *float32, b *float32, c *float32, ldc int, acc int)
 //go:noescape
 func packT16AVX512(k int, rows *[16]*float32, dst *float32, stride int, mask uint16)
 
+// packT8AVX2 stores dst[p*stride+i] = rows[i][p] for p < k (a multiple of 8) and i < 8, writing 8 lanes per depth even when stride < 8.
+//
+//go:noescape
+func packT8AVX2(k int, rows *[8]*float32, dst *float32, stride int)
+
 // dotAVX512R4 sets y[i] = Σ_p x[p]·w[i*ldw+p] for 4 rows i; k must be a multiple of 16.
 //
 //go:noescape

@@ -393,7 +393,7 @@ func TestDispatch(t *testing.T) {
 func TestPackRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, ks := range kernelSets {
-		for _, rows := range []int{1, 3, 14, 16, 17, 32} {
+		for _, rows := range []int{1, 3, 4, 5, 6, 8, 14, 16, 17, 32} {
 			for _, stride := range []int{rows, rows + 3, 32} {
 				if stride < rows {
 					continue

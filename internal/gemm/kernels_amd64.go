@@ -28,7 +28,7 @@ func avx512Kernels() *kernelSet {
 			kernAVX512Rows9, kernAVX512Rows10, kernAVX512Rows11, kernAVX512Rows12,
 			kernAVX512Rows13, kernAVX512Rows14,
 		},
-		kc: 256, nc: 512,
+		kc: 384, nc: 1024,
 		lanes:    16,
 		packRows: packRowsAVX512,
 		dot4:     dotAVX512R4, dot1: dotAVX512R1,
@@ -44,9 +44,9 @@ func avx2Kernels() *kernelSet {
 			kernAVX2Rows1, kernAVX2Rows2, kernAVX2Rows3,
 			kernAVX2Rows4, kernAVX2Rows5, kernAVX2Rows6,
 		},
-		kc: 256, nc: 512,
+		kc: 384, nc: 1024,
 		lanes:    8,
-		packRows: packRows,
+		packRows: packRowsAVX2,
 		dot4:     dotAVX2R4, dot1: dotAVX2R1,
 		axpy4: axpyAVX2R4, axpy1: axpyAVX2R1,
 	}
@@ -75,6 +75,41 @@ func packRowsAVX512(dst, src []float32, ld, rows, k, stride int) {
 				}
 			}
 			packT16AVX512(kv, &ptrs, &dst[i0], stride, uint16(1)<<lanes-1)
+		}
+	}
+	packRowsFrom(dst, src, ld, rows, kv, k, stride)
+}
+
+// packRowsAVX2 is packRows with whole 8-blocks of depths transposed in
+// registers, 8 lanes at a time. packT8AVX2 stores 8 lanes even when stride
+// is smaller (an A panel of up to 6 rows); the extra lanes land on the next
+// depth, rewritten by the next store, so the last block is left to Go
+// (which rewrites the lanes it spilled onto) and strides below 4 (where a
+// store could reach two depths ahead) are packed in Go.
+func packRowsAVX2(dst, src []float32, ld, rows, k, stride int) {
+	kv := k &^ 7
+	switch {
+	case stride%8 == 0:
+	case stride >= 4 && stride < 8:
+		kv = (k - 1) &^ 7
+	default:
+		kv = 0
+	}
+	if kv > len(zeroRow) {
+		kv = 0
+	}
+	if kv > 0 {
+		dst = dst[:k*stride]
+		var ptrs [8]*float32
+		for i0 := 0; i0 < stride; i0 += 8 {
+			for l := range ptrs {
+				if i := i0 + l; i < rows {
+					ptrs[l] = &src[i*ld]
+				} else {
+					ptrs[l] = &zeroRow[0]
+				}
+			}
+			packT8AVX2(kv, &ptrs, &dst[i0], stride)
 		}
 	}
 	packRowsFrom(dst, src, ld, rows, kv, k, stride)

@@ -32,6 +32,9 @@ const (
 	maxRowsAVX512 = 14 // 28 accumulators + 2 B vectors + 2 broadcasts = 32 ZMM
 	maxRowsAVX2   = 6  // 12 accumulators + 2 B vectors + 2 broadcasts = 16 YMM
 	kUnroll       = 4  // k steps per loop iteration in the micro-kernels
+	// transposePrefetch is how far ahead (bytes) the transposing pack
+	// prefetches each source row.
+	transposePrefetch = 512
 )
 
 // isa describes one vector instruction set for the generator.
@@ -55,6 +58,7 @@ func main() {
 		micro(avx2, r)
 	}
 	transpose16()
+	transpose8()
 	for _, s := range []isa{avx512, avx2} {
 		dot(s, 4)
 		dot(s, 1)
@@ -350,6 +354,9 @@ func transpose16() {
 		r[i] = ZMM()
 		MOVQ(Mem{Base: tbl, Disp: 8 * i}, ptr)
 		VMOVUPS(Mem{Base: ptr, Index: off, Scale: 1}, r[i])
+		// Source rows are often far apart (a weight's rows) and read for
+		// only a kc-long stretch: too short for the hardware prefetcher.
+		PREFETCHT0(Mem{Base: ptr, Index: off, Scale: 1, Disp: transposePrefetch})
 	}
 	// Stage 1: interleave row pairs within 128-bit lanes.
 	t := make([]VecVirtual, 16)
@@ -390,6 +397,74 @@ func transpose16() {
 		ADDQ(stride, dst)
 	}
 	ADDQ(U8(64), off)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// transpose8 emits packT8AVX2, the AVX2 twin of packT16AVX512 for 8 rows:
+// dst[p*stride+i] = rows[i][p] for p < k (a multiple of 8) and i < 8, each
+// 8×8 block transposed in registers. Stores are not masked: with stride < 8
+// each store also writes stride..7 lanes into the next depth's lanes (or
+// past the block after the last depth), which the caller must allow for.
+func transpose8() {
+	name := "packT8AVX2"
+	TEXT(name, NOSPLIT, "func(k int, rows *[8]*float32, dst *float32, stride int)")
+	Pragma("noescape")
+	Doc(name + " stores dst[p*stride+i] = rows[i][p] for p < k (a multiple of 8) and i < 8, writing 8 lanes per depth even when stride < 8.")
+	k := Load(Param("k"), GP64())
+	tbl := Load(Param("rows"), GP64())
+	dst := Load(Param("dst"), GP64())
+	stride := Load(Param("stride"), GP64())
+	SHLQ(U8(2), stride)
+	SHLQ(U8(2), k)
+	off := GP64()
+	XORQ(off, off)
+	ptr := GP64()
+
+	Label(name + "_loop")
+	CMPQ(off, k)
+	JGE(LabelRef(name + "_done"))
+	r := make([]VecVirtual, 8)
+	for i := range r {
+		r[i] = YMM()
+		MOVQ(Mem{Base: tbl, Disp: 8 * i}, ptr)
+		VMOVUPS(Mem{Base: ptr, Index: off, Scale: 1}, r[i])
+		PREFETCHT0(Mem{Base: ptr, Index: off, Scale: 1, Disp: transposePrefetch})
+	}
+	t := make([]VecVirtual, 8)
+	for g := 0; g < 4; g++ {
+		t[2*g], t[2*g+1] = YMM(), YMM()
+		VUNPCKLPS(r[2*g+1], r[2*g], t[2*g])
+		VUNPCKHPS(r[2*g+1], r[2*g], t[2*g+1])
+	}
+	sv := make([]VecVirtual, 8)
+	for g := 0; g < 2; g++ {
+		a0, a1, b0, b1 := t[4*g], t[4*g+1], t[4*g+2], t[4*g+3]
+		for c, src := range [][2]VecVirtual{{a0, b0}, {a0, b0}, {a1, b1}, {a1, b1}} {
+			sv[4*g+c] = YMM()
+			imm := uint8(0x44)
+			if c%2 == 1 {
+				imm = 0xEE
+			}
+			VSHUFPS(U8(imm), src[1], src[0], sv[4*g+c])
+		}
+	}
+	col := make([]VecVirtual, 8)
+	for c := 0; c < 4; c++ {
+		col[c], col[4+c] = YMM(), YMM()
+		VPERM2F128(U8(0x20), sv[4+c], sv[c], col[c])
+		VPERM2F128(U8(0x31), sv[4+c], sv[c], col[4+c])
+	}
+	// In depth order, so that each store's extra lanes (stride < 8) are
+	// overwritten by the next one.
+	for q := 0; q < 8; q++ {
+		VMOVUPS(col[q], Mem{Base: dst})
+		ADDQ(stride, dst)
+	}
+	ADDQ(U8(32), off)
 	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
