@@ -1,8 +1,8 @@
-// Package tokenizer implements the DeepSeek-V3 tokenizer: the byte-level BPE
-// of a Hugging Face tokenizer.json (DeepSeek-V3 technical report, arXiv
-// 2412.19437, §4.1: "byte-level BPE with an extended vocabulary of 128K
-// tokens", a pre-tokenizer with tokens that combine punctuation and line
-// breaks), reproducing the ids of Hugging Face's Rust tokenizers.
+// Package tokenizer implements the DeepSeek-V3 tokenizer, the byte-level BPE
+// of a Hugging Face tokenizer.json, reproducing the ids of Hugging Face's
+// Rust tokenizers. (DeepSeek-V3 technical report, arXiv 2412.19437, §4.1:
+// byte-level BPE with an extended vocabulary of 128K tokens, and a
+// pre-tokenizer whose tokens may combine punctuation and line breaks.)
 //
 // # Encoding
 //
