@@ -80,6 +80,23 @@ func Load(dir string, opt LoadOptions) (*Checkpoint, error) {
 	return ck, nil
 }
 
+// LoadWeights fills an existing model (for example one built for training,
+// with float32 weights) from the safetensors in dir: every parameter must
+// be present with its shape; FP8 tensors are dequantised exactly. It
+// returns the names of the tensors no parameter took.
+func (m *Model) LoadWeights(dir string) ([]string, error) {
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("deepseekv3: %w", err)
+	}
+	defer set.Close()
+	ck := &Checkpoint{Model: m, set: set}
+	if err := ck.bind(LoadOptions{Precision: F32}); err != nil {
+		return nil, err
+	}
+	return ck.Unused, nil
+}
+
 func (ck *Checkpoint) bind(opt LoadOptions) error {
 	params := ck.Model.Params()
 	used := map[string]bool{}

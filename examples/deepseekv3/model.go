@@ -324,11 +324,21 @@ type Loss struct {
 // Total returns Main + MTP + Balance.
 func (l Loss) Total() float64 { return l.Main + l.MTP + l.Balance }
 
-// TrainStep runs forward and backward for a batch of s.Count windows of
-// s.Len+1 tokens each (inputs and their next-token targets), accumulating
-// gradients. lambda weights the MTP loss (0: MTP not trained).
-func (m *Model) TrainStep(windows []int32, count, seqLen int, lambda float32) (Loss, error) {
-	if len(windows) != count*(seqLen+1) {
+// TrainStep runs forward and backward for a batch of count windows of
+// seqLen+1 tokens each (inputs and their next-token targets), accumulating
+// gradients. lambda weights the MTP loss (0: MTP not trained); alpha is the
+// sequence-wise balance loss factor of the main model's MoE layers (0: off).
+func (m *Model) TrainStep(windows []int32, count, seqLen int, lambda, alpha float32) (Loss, error) {
+	return m.windowsLoss(windows, count, seqLen, lambda, alpha, true)
+}
+
+// EvalWindows is TrainStep's loss without gradients.
+func (m *Model) EvalWindows(windows []int32, count, seqLen int, lambda float32) (Loss, error) {
+	return m.windowsLoss(windows, count, seqLen, lambda, 0, false)
+}
+
+func (m *Model) windowsLoss(windows []int32, count, seqLen int, lambda, alpha float32, train bool) (Loss, error) {
+	if count <= 0 || seqLen <= 0 || len(windows) != count*(seqLen+1) {
 		return Loss{}, fmt.Errorf("deepseekv3: %d tokens for %d windows of %d", len(windows), count, seqLen+1)
 	}
 	in := make([]int32, 0, count*seqLen)
@@ -339,36 +349,53 @@ func (m *Model) TrainStep(windows []int32, count, seqLen int, lambda float32) (L
 		tg = append(tg, w[1:]...)
 	}
 	s := dsv3.Seq{Count: count, Len: seqLen}
-	out, err := m.Forward(in, s, true, false)
+	out, err := m.Forward(in, s, train, false)
 	if err != nil {
 		return Loss{}, err
 	}
-	dl := dsv3.NewMatrix(out.Logits.Rows, out.Logits.Cols)
+	var dl dsv3.Matrix
+	if train {
+		dl = dsv3.NewMatrix(out.Logits.Rows, out.Logits.Cols)
+	}
 	var loss Loss
 	if loss.Main, err = dsv3.CrossEntropy(out.Logits, tg, dl, 1); err != nil {
 		return Loss{}, err
+	}
+	if train && alpha > 0 {
+		for i, l := range m.Layers {
+			if l.MoE == nil {
+				continue
+			}
+			b, err := l.MoE.SeqBalanceLoss(out.rec.layers[i].(*layerRecord).ffn, seqLen, alpha)
+			if err != nil {
+				return Loss{}, fmt.Errorf("deepseekv3: layer %d: %w", i, err)
+			}
+			loss.Balance += b
+		}
 	}
 	var dh dsv3.Matrix
 	if lambda > 0 && len(m.MTP) > 0 {
 		// The MTP modules see the inputs and, at the end of each window,
 		// the window's last target, so depth k predicts k+1 ahead.
 		chain := &mtp.Chain{Modules: m.MTP, Shared: m.Shared(), Lambda: lambda}
-		full := make([]int32, 0, count*(seqLen+1))
-		full = append(full, windows...)
 		h := padRows(out.Hidden, count, seqLen, seqLen+1)
-		res, err := chain.Forward(h, full, dsv3.Seq{Count: count, Len: seqLen + 1}, true)
+		res, err := chain.Forward(h, windows, dsv3.Seq{Count: count, Len: seqLen + 1}, train)
 		if err != nil {
 			return Loss{}, err
 		}
 		loss.MTP, loss.MTPDepths = res.Loss, res.CE
-		dhp, err := chain.Backward(res)
-		if err != nil {
+		if train {
+			dhp, err := chain.Backward(res)
+			if err != nil {
+				return Loss{}, err
+			}
+			dh = unpadRows(dhp, count, seqLen+1, seqLen)
+		}
+	}
+	if train {
+		if err := m.Backward(out, dl, dh); err != nil {
 			return Loss{}, err
 		}
-		dh = unpadRows(dhp, count, seqLen+1, seqLen)
-	}
-	if err := m.Backward(out, dl, dh); err != nil {
-		return Loss{}, err
 	}
 	if math.IsNaN(loss.Total()) {
 		return loss, errors.New("deepseekv3: loss is NaN")
