@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -73,4 +74,31 @@ func TestRoundTripRandom(t *testing.T) {
 		checkRoundTrip(t, tok, sb.String())
 	}
 	checkRoundTrip(t, tok, goSource(t, 100_000))
+}
+
+// FuzzFromJSON checks that no tokenizer.json, however malformed, makes
+// FromJSON panic, and that a tokenizer it accepts encodes and decodes
+// without panicking.
+func FuzzFromJSON(f *testing.F) {
+	f.Add(string(mustMarshal(toyJSON())), "<s>the 12345 <user>x\xff")
+	m := toyJSON()
+	m["pre_tokenizer"].(map[string]any)["pretokenizers"].([]any)[0].(map[string]any)["behavior"] = "MergedWithNext"
+	f.Add(string(mustMarshal(m)), " a-b 1 ")
+	f.Fuzz(func(t *testing.T, js, text string) {
+		tok, err := FromJSON([]byte(js))
+		if err != nil {
+			return
+		}
+		ids := tok.Encode(text)
+		_ = tok.Decode(ids, true)
+		_ = tok.Tokens(text)
+	})
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
