@@ -44,9 +44,9 @@
 // engine like Hugging Face's Oniguruma. DeepSeek-V3's three patterns are
 // recognised and run by hand-written scanners instead, which the tests check
 // against regexp2 (every BMP rune, random and real text, a fuzz target).
-// With them, encoding 1 MB of Go source takes about 30 MB per CPU second
-// with an empty word cache and 45 warm, against about 2 with regexp2
-// (BenchmarkEncodeGoSource). Unicode categories come from Go's unicode
+// With them, encoding 1 MB of Go source runs at roughly 20-30 MB per CPU
+// second with an empty word cache and 35-45 warm, against 2-3 with regexp2
+// (BenchmarkEncodeGoSource, one core). Unicode categories come from Go's unicode
 // package, whose Unicode version may differ from Oniguruma's for the newest
 // characters.
 //
