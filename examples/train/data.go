@@ -133,4 +133,3 @@ func byteTokens(b []byte) []int32 {
 	}
 	return ids
 }
-
