@@ -328,3 +328,79 @@ func TestBalanceCounts(t *testing.T) {
 		}
 	}
 }
+
+// balance64 is α·L_Bal (report eqs. 17-20) of the float64 model for the
+// fixed choice ids, averaged over sequences of seqLen tokens.
+func (o *moe64) balance64(x []float64, ids []int32, seqLen int, alpha float64) float64 {
+	c := o.rc
+	H, E, K := c.Hidden, c.Experts, c.TopK
+	T := len(x) / H
+	var tot float64
+	for q := 0; q < T/seqLen; q++ {
+		f, p := make([]float64, E), make([]float64, E)
+		for t := q * seqLen; t < (q+1)*seqLen; t++ {
+			s := make([]float64, E)
+			var z float64
+			for e := range s {
+				for j := range H {
+					s[e] += o.gate[e*H+j] * x[t*H+j]
+				}
+				s[e] = 1 / (1 + math.Exp(-s[e]))
+				z += s[e]
+			}
+			for e := range s {
+				p[e] += s[e] / z / float64(seqLen)
+			}
+			for _, e := range ids[t*K : (t+1)*K] {
+				f[e] += float64(E) / float64(K*seqLen)
+			}
+		}
+		for e := range f {
+			tot += f[e] * p[e]
+		}
+	}
+	return alpha * tot / float64(T/seqLen)
+}
+
+// TestSeqBalanceLoss: the layer's sequence-wise balance loss equals the
+// float64 model's, and ApplyBackward adds its gradient (finite differences
+// of output·R + α·L_Bal for the router weight and the input).
+func TestSeqBalanceLoss(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	cfg := testConfigs[0]
+	cfg.Hidden, cfg.Router.Hidden, cfg.Intermediate = 8, 8, 4
+	m := randomMoE(rng, cfg, Training)
+	const T, seqLen, alpha = 24, 8, 1.0
+	x := randInput(rng, T, cfg.Hidden)
+	R := randMatrix(rng, T, cfg.Hidden, 1)
+	_, rec, err := m.Apply(x, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := Routing(rec).Experts
+	o := moeOf(m)
+	x64, r64 := toF64(x), toF64(R)
+	l, err := m.SeqBalanceLoss(rec, seqLen, alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := o.balance64(x64, ids, seqLen, alpha); math.Abs(l-want) > 1e-6*want {
+		t.Fatalf("balance loss %v, float64 model %v", l, want)
+	}
+	dx, err := m.ApplyBackward(rec, R)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := func() float64 {
+		l := o.balance64(x64, ids, seqLen, alpha)
+		for i, v := range o.forward(x64, ids) {
+			l += v * r64[i]
+		}
+		return l
+	}
+	fdCheck(t, "input", dx, x64, loss)
+	fdCheck(t, "gate.weight", m.Gate.Grad, o.gate, loss)
+	if _, err := m.SeqBalanceLoss(nil, seqLen, alpha); err == nil {
+		t.Error("SeqBalanceLoss accepted a nil record")
+	}
+}
