@@ -10,9 +10,9 @@ const minWorkPerWorker = 1 << 21
 
 // blocked is the GotoBLAS/BLIS-style driver (see doc.go): loops over nc-wide
 // column blocks and kc-deep slices of K; each (jc, pc) step packs the B block
-// once, shared by all workers, then the workers split C's rows (and, when
-// there are too few rows, its columns) and run the register-tile kernel over
-// their part, packing one A panel at a time.
+// once, shared by all workers, then the workers take bands of C's rows (and,
+// when there are too few rows, of its columns) from a shared counter and run
+// the register-tile kernel over them, packing one A panel at a time.
 func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool, workers int) {
 	mr, nr := ks.mr, ks.nr
 	w := parallel.Workers(workers)
@@ -24,10 +24,18 @@ func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda i
 	kc := (k + nkc - 1) / nkc
 	nc := min(ks.nc, (n+nr-1)/nr*nr)
 
-	// Split the workers into a wr×wc grid over (rows, column panels). Rows
-	// first: each row band packs its own A panels, so nothing is duplicated.
-	wr := min(w, (m+mr-1)/mr)
-	wc := w / wr
+	// Tasks for the compute phase of each step: bands of whole mr-row panels
+	// (a band packs its own A panels, so nothing is duplicated), about four
+	// per worker so that a worker slowed by other load hands work to the
+	// others; when C has too few row panels, bands times column ranges.
+	rowPanels := (m + mr - 1) / mr
+	tr, tc := 1, 1
+	if w > 1 {
+		tr = min(rowPanels, 4*w)
+		if rowPanels < 2*w {
+			tc = (4*w + tr - 1) / tr
+		}
+	}
 
 	bbuf := getBuffer(kc * nc)
 	defer putBuffer(bbuf)
@@ -39,20 +47,19 @@ func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda i
 		for pc := 0; pc < k; pc += kc {
 			kcur := min(kc, k-pc)
 			panel := kcur * nr
-			parallel.For(npanels, 4, w, func(lo, hi int) {
-				for q := lo; q < hi; q++ {
+			packChunks := min(npanels, 4*w)
+			parallel.Dynamic(packChunks, w, func(t int) {
+				for q := t * npanels / packChunks; q < (t+1)*npanels/packChunks; q++ {
 					j0 := q * nr
 					packB(ks, bp[q*panel:(q+1)*panel], transB, b, ldb, pc, kcur, jc+j0, min(nr, ncur-j0), nr)
 				}
 			})
 			accFlag := acc || pc > 0
-			parallel.For(wr*wc, 1, wr*wc, func(lo, hi int) {
-				for t := lo; t < hi; t++ {
-					tr, tc := t/wc, t%wc
-					r0, r1 := tr*m/wr, (tr+1)*m/wr
-					q0, q1 := tc*npanels/wc, (tc+1)*npanels/wc
-					macro(ks, transA, a, lda, r0, r1, pc, kcur, bp, q0, q1, jc, ncur, c, ldc, accFlag)
-				}
+			parallel.Dynamic(tr*tc, w, func(t int) {
+				br, bc := t/tc, t%tc
+				r0, r1 := min(m, br*rowPanels/tr*mr), min(m, (br+1)*rowPanels/tr*mr)
+				q0, q1 := bc*npanels/tc, (bc+1)*npanels/tc
+				macro(ks, transA, a, lda, r0, r1, pc, kcur, bp, q0, q1, jc, ncur, c, ldc, accFlag)
 			})
 		}
 	}
