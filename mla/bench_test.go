@@ -142,8 +142,9 @@ func benchDecode(b *testing.B, m *MLA) {
 // training/prefill Forward (no record) and a cached prefill through the
 // absorbed and the naive path.
 //
-// The FP8 runs use 256 tokens: fp8.BlockWeight's weight-only GEMM is pure Go
-// for now and takes minutes for 2048 tokens of this layer.
+// The FP8 runs use 256 tokens to keep the run short (fp8.BlockWeight's
+// weight-only GEMM was much slower than the float32 GEMM when this was
+// written).
 func BenchmarkPrefill(b *testing.B) {
 	b.Run("f32/2048", func(b *testing.B) { benchPrefill(b, benchLayer(b), 2048) })
 	b.Run("fp8/256", func(b *testing.B) { benchPrefill(b, benchLayerFP8(b), 256) })
