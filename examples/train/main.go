@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -290,6 +291,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(stdout, "done in %.0fs: checkpoint %s, log %s\n", time.Since(start).Seconds(), dir, logPath)
+	if len(history) > 0 {
+		fmt.Fprintln(stdout, summarize(history))
+	}
 	if len(history) > 0 && o.resume == "" {
 		png := filepath.Join(o.out, "loss.png")
 		if err := plotHistory(png, history, tr.MoENames()); err != nil {
@@ -429,4 +433,52 @@ func sample(m *deepseekv3.Model, prompt []int32, n int, decode func([]int32) str
 		last = hid
 	}
 	return decode(out[len(prompt):]), acc.Rate(), nil
+}
+
+// summarize reports the run's comparable figures: the first and final
+// smoothed training loss (mean over the first and last 10% of steps), the
+// last validation loss, the MTP loss, and the mean MaxVio of every MoE
+// layer over the last 20% of steps.
+func summarize(h []record) string {
+	n := len(h)
+	k := max(1, n/10)
+	mean := func(rs []record, f func(record) float64) float64 {
+		var s float64
+		for _, r := range rs {
+			s += f(r)
+		}
+		return s / float64(len(rs))
+	}
+	first := mean(h[:k], func(r record) float64 { return r.Loss })
+	last := mean(h[n-k:], func(r record) float64 { return r.Loss })
+	mtpFirst := mean(h[:k], func(r record) float64 { return r.MTPLoss })
+	mtpLast := mean(h[n-k:], func(r record) float64 { return r.MTPLoss })
+	tail := h[n-max(1, n/5):]
+	vio := mean(tail, func(r record) float64 {
+		var s float64
+		for _, v := range r.MaxVio {
+			s += v
+		}
+		return s / float64(max(1, len(r.MaxVio)))
+	})
+	val := math.NaN()
+	for i := n - 1; i >= 0; i-- {
+		if h[i].ValLoss != nil {
+			val = *h[i].ValLoss
+			break
+		}
+	}
+	var tps float64
+	var cnt int
+	for _, r := range h {
+		if r.TokensSec > 0 && r.Step > 1 {
+			tps += r.TokensSec
+			cnt++
+		}
+	}
+	if cnt > 0 {
+		tps /= float64(cnt)
+	}
+	return fmt.Sprintf("summary: smoothed train loss %.4f -> %.4f, final validation loss %.4f, MTP loss %.4f -> %.4f, mean MaxVio over the last 20%% of steps %.3f, %.0f tokens/s",
+		first, last, val, mtpFirst, mtpLast, vio, tps)
 }
