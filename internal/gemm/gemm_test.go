@@ -430,3 +430,26 @@ func TestPackRows(t *testing.T) {
 		}
 	}
 }
+
+// TestGemvLong checks the single-row and single-column paths with vectors
+// longer than one bounded assembly call (gemvChunk), in every form.
+func TestGemvLong(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	long := 2*gemvChunk + 37
+	shapes := [][3]int{{1, 5, long}, {1, long, 5}, {5, 1, long}, {long, 1, 6}}
+	for _, ks := range kernelSets {
+		for _, sh := range shapes {
+			m, n, k := sh[0], sh[1], sh[2]
+			A := randMatrix(rng, m, k)
+			B := randMatrix(rng, k, n)
+			ref, mag := refProduct(A, B, m, n, k)
+			for _, f := range forms {
+				for _, acc := range []bool{false, true} {
+					if msg := check(ks, f, m, n, k, A, B, ref, mag, acc, 2, 2, rng); msg != "" {
+						t.Errorf("%s %s %dx%dx%d acc=%v: %s", ks.name, f.name, m, n, k, acc, msg)
+					}
+				}
+			}
+		}
+	}
+}

@@ -6,6 +6,11 @@ import "github.com/dsv3go/dsv3/internal/parallel"
 // stream at least (a goroutine start costs about a microsecond).
 const minGemvPerWorker = 1 << 15
 
+// gemvChunk bounds the vector length of one GEMV assembly call (assembly is
+// not preempted): 4 rows of 16K floats stream in tens of microseconds. It
+// is a multiple of every set's lanes.
+const gemvChunk = 1 << 14
+
 // gemv handles C with a single row (m == 1) or a single column (n == 1)
 // without packing: the matrix operand is streamed once, straight from the
 // caller's memory. It reports false when neither applies.
@@ -62,14 +67,19 @@ func dotRows(ks *kernelSet, k int, x, w []float32, ldw, rows int, out []float32,
 			if rows-j < 4 {
 				n = 1
 			}
-			if kv > 0 {
+			y = [4]float32{}
+			// Bounded assembly calls: at most gemvChunk depths at a time.
+			for p0 := 0; p0 < kv; p0 += gemvChunk {
+				var part [4]float32
+				kn := min(gemvChunk, kv-p0)
 				if n == 4 {
-					ks.dot4(kv, &x[0], &w[j*ldw], ldw, &y[0])
+					ks.dot4(kn, &x[p0], &w[j*ldw+p0], ldw, &part[0])
 				} else {
-					ks.dot1(kv, &x[0], &w[j*ldw], ldw, &y[0])
+					ks.dot1(kn, &x[p0], &w[j*ldw+p0], ldw, &part[0])
 				}
-			} else {
-				y = [4]float32{}
+				for i := range y {
+					y[i] += part[i]
+				}
 			}
 			for i := 0; i < n; i++ {
 				s := y[i]
@@ -127,8 +137,8 @@ func combineBand(ks *kernelSet, k int, x, w []float32, ldw int, y []float32) {
 	nv := n / ks.lanes * ks.lanes
 	p := 0
 	for ; p+4 <= k; p += 4 {
-		if nv > 0 {
-			ks.axpy4(nv, &x[p], &w[p*ldw], ldw, &y[0])
+		for j0 := 0; j0 < nv; j0 += gemvChunk { // bounded assembly calls
+			ks.axpy4(min(gemvChunk, nv-j0), &x[p], &w[p*ldw+j0], ldw, &y[j0])
 		}
 		if nv < n {
 			x0, x1, x2, x3 := x[p], x[p+1], x[p+2], x[p+3]
@@ -142,8 +152,8 @@ func combineBand(ks *kernelSet, k int, x, w []float32, ldw int, y []float32) {
 		}
 	}
 	for ; p < k; p++ {
-		if nv > 0 {
-			ks.axpy1(nv, &x[p], &w[p*ldw], ldw, &y[0])
+		for j0 := 0; j0 < nv; j0 += gemvChunk {
+			ks.axpy1(min(gemvChunk, nv-j0), &x[p], &w[p*ldw+j0], ldw, &y[j0])
 		}
 		xp := x[p]
 		row := w[p*ldw : p*ldw+n]
