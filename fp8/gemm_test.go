@@ -95,7 +95,11 @@ var gemmSizes = [][3]int{
 
 func TestGEMMRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, sz := range gemmSizes {
+	sizes := gemmSizes
+	if raceEnabled || testing.Short() {
+		sizes = sizes[:6]
+	}
+	for _, sz := range sizes {
 		m, n, k := sz[0], sz[1], sz[2]
 		x := randMatrix(r, m, k, 1)
 		wf := randMatrix(r, n, k, 0.05)

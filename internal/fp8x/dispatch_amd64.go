@@ -3,6 +3,7 @@
 package fp8x
 
 import (
+	"math"
 	"syscall"
 
 	"golang.org/x/sys/cpu"
@@ -34,7 +35,8 @@ func archSets() []*Set {
 		s := &Set{
 			Name:         "avx512",
 			Decode:       decodeAVX512s,
-			EncodeScaled: encodeScaledGo,
+			EncodeScaled: encodeAVX512s,
+			Amax:         amaxAVX512s,
 			MR:           12, NR: 32,
 			FMA:  fmaAVX512s,
 			Gemv: gemvAVX512s,
@@ -50,6 +52,7 @@ func archSets() []*Set {
 			Name:         "avx2",
 			Decode:       decodeGo,
 			EncodeScaled: encodeScaledGo,
+			Amax:         amax,
 			MR:           6, NR: 16,
 			FMA: fmaAVX2s,
 		})
@@ -69,6 +72,26 @@ func decodeAVX512s(dst []float32, src []byte) {
 		dst, src = dst[64*n:], src[64*n:]
 	}
 	decodeGo(dst, src)
+}
+
+func encodeAVX512s(dst []byte, src []float32, s float32) {
+	_ = dst[:len(src)]
+	for len(src) >= 16 {
+		n := min(len(src), decodeChunk) / 16
+		encodeAVX512(&dst[0], &src[0], n, s)
+		dst, src = dst[16*n:], src[16*n:]
+	}
+	encodeScaledGo(dst, src, s)
+}
+
+func amaxAVX512s(x []float32) float32 {
+	var m uint32
+	for len(x) >= 16 {
+		n := min(len(x), decodeChunk) / 16
+		m = max(m, amaxAVX512(&x[0], n))
+		x = x[16*n:]
+	}
+	return math.Float32frombits(max(m, math.Float32bits(amax(x))))
 }
 
 func fmaAVX512s(kb int, a, b, sa, sb, c []float32, ldc int) {

@@ -1893,6 +1893,100 @@ bf16AVX512_done:
 	VZEROUPPER
 	RET
 
+DATA e4m3_enc<>+0(SB)/4, $0x7fffffff
+DATA e4m3_enc<>+4(SB)/4, $0x00000080
+DATA e4m3_enc<>+8(SB)/4, $0x00000001
+DATA e4m3_enc<>+12(SB)/4, $0x0007ffff
+DATA e4m3_enc<>+16(SB)/4, $0x000003c0
+DATA e4m3_enc<>+20(SB)/4, $0x44000000
+DATA e4m3_enc<>+24(SB)/4, $0x3c800000
+DATA e4m3_enc<>+28(SB)/4, $0x43e00000
+DATA e4m3_enc<>+32(SB)/4, $0x7f800000
+DATA e4m3_enc<>+36(SB)/4, $0x0000007e
+DATA e4m3_enc<>+40(SB)/4, $0x0000007f
+GLOBL e4m3_enc<>(SB), RODATA|NOPTR, $44
+
+// func encodeAVX512(dst *byte, src *float32, n int, s float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·encodeAVX512(SB), NOSPLIT, $0-28
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         n+16(FP), DX
+	MOVSS        s+24(FP), X0
+	VBROADCASTSS X0, Z0
+	VPBROADCASTD e4m3_enc<>+36(SB), Z1
+	VPBROADCASTD e4m3_enc<>+40(SB), Z2
+	TESTQ        DX, DX
+	JZ           encode_done
+
+encode_loop:
+	VMOVUPS     (CX), Z3
+	VDIVPS      Z0, Z3, Z3
+	VPANDD.BCST e4m3_enc<>+0(SB), Z3, Z4
+	VPSRLD      $0x18, Z3, Z3
+	VPANDD.BCST e4m3_enc<>+4(SB), Z3, Z3
+
+	// normal range: round the mantissa to 3 bits (ties to even) and rebias
+	VPSRLD      $0x14, Z4, Z5
+	VPANDD.BCST e4m3_enc<>+8(SB), Z5, Z5
+	VPADDD      Z4, Z5, Z5
+	VPADDD.BCST e4m3_enc<>+12(SB), Z5, Z5
+	VPSRLD      $0x14, Z5, Z5
+	VPSUBD.BCST e4m3_enc<>+16(SB), Z5, Z5
+
+	// subnormal range: round(|v|·2^9) to nearest even
+	VMULPS.BCST      e4m3_enc<>+20(SB), Z4, Z6
+	VCVTPS2DQ.RN_SAE Z6, Z6
+	VPCMPUD.BCST     $0x01, e4m3_enc<>+24(SB), Z4, K1
+	VMOVDQA32        Z6, K1, Z5
+
+	// saturate at 448 (and Inf), NaN to 0x7F
+	VPCMPUD.BCST $0x05, e4m3_enc<>+28(SB), Z4, K2
+	VMOVDQA32    Z1, K2, Z5
+	VPCMPUD.BCST $0x06, e4m3_enc<>+32(SB), Z4, K3
+	VMOVDQA32    Z2, K3, Z5
+	VPORD        Z3, Z5, Z5
+	VPMOVDB      Z5, (AX)
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000010, AX
+	DECQ         DX
+	JNZ          encode_loop
+
+encode_done:
+	VZEROUPPER
+	RET
+
+// func amaxAVX512(src *float32, n int) uint32
+// Requires: AVX, AVX2, AVX512F
+TEXT ·amaxAVX512(SB), NOSPLIT, $0-20
+	MOVQ   src+0(FP), AX
+	MOVQ   n+8(FP), CX
+	VPXORD Z0, Z0, Z0
+	TESTQ  CX, CX
+	JZ     amax_done
+
+amax_loop:
+	VMOVDQU32   (AX), Z1
+	VPANDD.BCST e4m3_enc<>+0(SB), Z1, Z1
+	VPMAXUD     Z1, Z0, Z0
+	ADDQ        $0x00000040, AX
+	DECQ        CX
+	JNZ         amax_loop
+
+amax_done:
+	VEXTRACTI64X4 $0x01, Z0, Y1
+	VPMAXUD       Y1, Y0, Y1
+	VEXTRACTI128  $0x01, Y1, X0
+	VPMAXUD       X0, X1, X0
+	VPSHUFD       $0x4e, X0, X1
+	VPMAXUD       X1, X0, X0
+	VPSHUFD       $0xb1, X0, X1
+	VPMAXUD       X1, X0, X0
+	VMOVD         X0, AX
+	MOVL          AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
 // func gemvAVX512M1(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI
 TEXT ·gemvAVX512M1(SB), NOSPLIT, $0-48

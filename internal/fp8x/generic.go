@@ -6,6 +6,7 @@ var GoSet = &Set{
 	Name:         "go",
 	Decode:       decodeGo,
 	EncodeScaled: encodeScaledGo,
+	Amax:         amax,
 	MR:           4, NR: 16,
 	FMA:  fmaGo,
 	Gemv: gemvGo,

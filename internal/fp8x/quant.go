@@ -69,19 +69,15 @@ func ceilPow2(s float32) float32 {
 	return math.Float32frombits(b)
 }
 
-// amax returns max |x| over x, NaN if any element is NaN.
+// amax returns max |x| over x, NaN if any element is NaN: the largest
+// sign-cleared bit pattern (NaN patterns exceed Inf's, which exceeds every
+// finite one), as the assembly computes it.
 func amax(x []float32) float32 {
-	var m float32
+	var m uint32
 	for _, v := range x {
-		a := math.Float32frombits(math.Float32bits(v) &^ 0x80000000)
-		if a > m || a != a {
-			m = a
-			if a != a {
-				return a
-			}
-		}
+		m = max(m, math.Float32bits(v)&^0x80000000)
 	}
-	return m
+	return math.Float32frombits(m)
 }
 
 // encodeScaled writes EncodeE4M3(x[i]/s, sat) to dst[i], the reference's
@@ -103,7 +99,7 @@ func QuantizeRows(r, k int, x []float32, ldx int, codes []byte, ldc int, scales 
 		crow := codes[i*ldc : i*ldc+k]
 		for t := 0; t*Block < k; t++ {
 			lo, hi := t*Block, min(k, (t+1)*Block)
-			s := Scale(amax(row[lo:hi]), pow2)
+			s := Scale(Active.Amax(row[lo:hi]), pow2)
 			scales[i*lds+t] = s
 			Active.EncodeScaled(crow[lo:hi], row[lo:hi], s)
 		}
@@ -122,7 +118,7 @@ func QuantizeBlocks(r, k int, x []float32, ldx int, codes []byte, ldc int, scale
 			c0, c1 := bj*Block, min(k, (bj+1)*Block)
 			var m float32
 			for i := r0; i < r1; i++ {
-				a := amax(x[i*ldx+c0 : i*ldx+c1])
+				a := Active.Amax(x[i*ldx+c0 : i*ldx+c1])
 				if a > m || a != a {
 					m = a
 				}

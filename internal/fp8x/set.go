@@ -12,6 +12,8 @@ type Set struct {
 	// EncodeScaled sets dst[i] to the saturating round-to-nearest-even E4M3
 	// code of src[i]/s; dst must be at least as long as src.
 	EncodeScaled func(dst []byte, src []float32, s float32)
+	// Amax returns max |x| over x, NaN if any element is NaN.
+	Amax func(x []float32) float32
 
 	// MR×NR is the register tile of FMA, the float32 block-scaled
 	// micro-kernel: with kb K-blocks of packed panels a [kb][128][MR] and

@@ -268,3 +268,45 @@ func TestGemvKernels(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeSetsMidpoints(t *testing.T) {
+	// Every float32 within 64 ulp of each midpoint between adjacent E4M3
+	// values, of both signs, plus the specials.
+	var src []float32
+	for c := 0; c < 0x7E; c++ {
+		mid := (E4M3Table[c] + E4M3Table[c+1]) / 2
+		for d := -64; d <= 64; d++ {
+			f := math.Float32frombits(uint32(int64(math.Float32bits(mid)) + int64(d)))
+			src = append(src, f, -f)
+		}
+	}
+	src = append(src, 0, float32(math.Copysign(0, -1)), 448, 464, 465, 1e38, float32(math.Inf(-1)), float32(math.NaN()), 1e-45, -1e-40)
+	for _, s := range others(t) {
+		got, want := make([]byte, len(src)), make([]byte, len(src))
+		s.EncodeScaled(got, src, 1)
+		encodeScaledGo(want, src, 1)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s: %g (%#08x) -> %#02x, want %#02x", s.Name, src[i], math.Float32bits(src[i]), got[i], want[i])
+			}
+		}
+	}
+}
+
+func TestAmaxSets(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, s := range others(t) {
+		for _, n := range []int{0, 1, 15, 16, 17, 128, 1000} {
+			x := randSlice(r, n, false)
+			for _, special := range []float32{0, float32(math.Inf(-1)), float32(math.NaN()), -1e30} {
+				if n > 0 && special != 0 {
+					x[r.IntN(n)] = special
+				}
+				got, want := s.Amax(x), amax(x)
+				if !sameBits(got, want) {
+					t.Fatalf("%s n=%d: amax %v, want %v", s.Name, n, got, want)
+				}
+			}
+		}
+	}
+}

@@ -24,6 +24,16 @@ func fmaAVX2(kb int, a *float32, b *float32, sa *float32, sb *float32, c *float3
 //go:noescape
 func bf16AVX512(kb int, a *uint32, b *uint32, sa *float32, sb *float32, c *float32, ldc int)
 
+// encodeAVX512 sets dst[i] to the saturating round-to-nearest-even E4M3 code of src[i]/s for i < 16n.
+//
+//go:noescape
+func encodeAVX512(dst *byte, src *float32, n int, s float32)
+
+// amaxAVX512 returns the largest of the sign-cleared bit patterns of src[i], i < 16n (NaN beats Inf beats every finite value).
+//
+//go:noescape
+func amaxAVX512(src *float32, n int) uint32
+
 // gemvAVX512M1 sets y[i] = Σ_kb f[kb*1+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 1.
 //
 //go:noescape

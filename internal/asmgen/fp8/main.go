@@ -18,6 +18,12 @@
 //   - bf16AVX512 (12×32): the same over bfloat16 pairs with VDPBF16PS,
 //     which the Go assembler does not know: it is emitted as bytes (EVEX,
 //     register operands only, registers fixed) and verified against GNU as.
+//   - encodeAVX512: the saturating round-to-nearest-even E4M3 codes of
+//     x/s, 16 at a time, with the integer rounding of the scalar encoder
+//     for normal values and a float conversion (round to nearest even) of
+//     |x/s|·2^9 for the subnormal range; amaxAVX512: the largest |x| as
+//     bits (an integer maximum of the sign-cleared patterns, so that NaN
+//     wins).
 //   - gemvAVX512M1..M8: one weight row of codes against m <= 8 float32 rows,
 //     decoding in registers as decodeAVX512 does.
 package main
@@ -41,6 +47,8 @@ func main() {
 	fmaKernel(fmaAVX512)
 	fmaKernel(fmaAVX2)
 	bf16Kernel()
+	encode()
+	amax()
 	for m := 1; m <= 8; m++ {
 		gemv(m)
 	}
@@ -433,4 +441,112 @@ func hsum(z VecVirtual, dst Mem) {
 	VPERMILPS(U8(0xB1), xv, t)
 	VADDPS(t, xv, xv)
 	VMOVSS(xv, dst)
+}
+
+// encConst is the table of constants of the encoder, one dword each.
+var encConst Mem
+
+func encConsts() {
+	encConst = GLOBL("e4m3_enc", RODATA|NOPTR)
+	for i, v := range []uint32{
+		0x7FFFFFFF,            // 0 abs mask
+		0x80,                  // 4 sign bit of a code
+		1,                     // 8
+		0x7FFFF,               // 12 rounding bias below bit 20
+		(127 - 7) << 3,        // 16 exponent rebias, in code units
+		math.Float32bits(512), // 20 2^9: subnormal steps
+		0x3C800000,            // 24 2^-6, the smallest normal
+		0x43E00000,            // 28 448
+		0x7F800000,            // 32 +Inf
+		0x7E,                  // 36 max finite code
+		0x7F,                  // 40 NaN code
+	} {
+		DATA(4*i, U32(v))
+	}
+}
+
+func encode() {
+	encConsts()
+	c := func(i int) Mem { return encConst.Offset(4 * i) }
+	TEXT("encodeAVX512", NOSPLIT, "func(dst *byte, src *float32, n int, s float32)")
+	Pragma("noescape")
+	Doc("encodeAVX512 sets dst[i] to the saturating round-to-nearest-even E4M3 code of src[i]/s for i < 16n.")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	n := Load(Param("n"), GP64())
+	sx := Load(Param("s"), XMM())
+	sv := ZMM()
+	VBROADCASTSS(sx, sv)
+	k7e, k7f := ZMM(), ZMM()
+	VPBROADCASTD(c(9), k7e)
+	VPBROADCASTD(c(10), k7f)
+	TESTQ(n, n)
+	JZ(LabelRef("encode_done"))
+	Label("encode_loop")
+	x, v, a, sg, t, u := ZMM(), ZMM(), ZMM(), ZMM(), ZMM(), ZMM()
+	VMOVUPS(Mem{Base: src}, x)
+	VDIVPS(sv, x, v)
+	VPANDD_BCST(c(0), v, a)
+	VPSRLD(U8(24), v, sg)
+	VPANDD_BCST(c(1), sg, sg)
+	Comment("normal range: round the mantissa to 3 bits (ties to even) and rebias")
+	VPSRLD(U8(20), a, t)
+	VPANDD_BCST(c(2), t, t)
+	VPADDD(a, t, t)
+	VPADDD_BCST(c(3), t, t)
+	VPSRLD(U8(20), t, t)
+	VPSUBD_BCST(c(4), t, t)
+	Comment("subnormal range: round(|v|·2^9) to nearest even")
+	VMULPS_BCST(c(5), a, u)
+	VCVTPS2DQ_RN_SAE(u, u)
+	VPCMPUD_BCST(U8(1), c(6), a, K1)
+	VMOVDQA32(u, K1, t)
+	Comment("saturate at 448 (and Inf), NaN to 0x7F")
+	VPCMPUD_BCST(U8(5), c(7), a, K2)
+	VMOVDQA32(k7e, K2, t)
+	VPCMPUD_BCST(U8(6), c(8), a, K3)
+	VMOVDQA32(k7f, K3, t)
+	VPORD(sg, t, t)
+	VPMOVDB(t, Mem{Base: dst})
+	ADDQ(U32(64), src)
+	ADDQ(U32(16), dst)
+	DECQ(n)
+	JNZ(LabelRef("encode_loop"))
+	Label("encode_done")
+	VZEROUPPER()
+	RET()
+}
+
+func amax() {
+	TEXT("amaxAVX512", NOSPLIT, "func(src *float32, n int) uint32")
+	Pragma("noescape")
+	Doc("amaxAVX512 returns the largest of the sign-cleared bit patterns of src[i], i < 16n (NaN beats Inf beats every finite value).")
+	src := Load(Param("src"), GP64())
+	n := Load(Param("n"), GP64())
+	m, t := ZMM(), ZMM()
+	VPXORD(m, m, m)
+	TESTQ(n, n)
+	JZ(LabelRef("amax_done"))
+	Label("amax_loop")
+	VMOVDQU32(Mem{Base: src}, t)
+	VPANDD_BCST(encConst, t, t)
+	VPMAXUD(t, m, m)
+	ADDQ(U32(64), src)
+	DECQ(n)
+	JNZ(LabelRef("amax_loop"))
+	Label("amax_done")
+	y, x, x2 := YMM(), XMM(), XMM()
+	VEXTRACTI64X4(U8(1), m, y)
+	VPMAXUD(y, m.AsY(), y)
+	VEXTRACTI128(U8(1), y, x)
+	VPMAXUD(x, y.AsX(), x)
+	VPSHUFD(U8(0x4E), x, x2)
+	VPMAXUD(x2, x, x)
+	VPSHUFD(U8(0xB1), x, x2)
+	VPMAXUD(x2, x, x)
+	r := GP32()
+	VMOVD(x, r)
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
 }

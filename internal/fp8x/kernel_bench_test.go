@@ -1,0 +1,41 @@
+package fp8x
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkKernels times the micro-kernels alone on cache-resident panels
+// (one goroutine): the ceiling of the blocked GEMM.
+func BenchmarkKernels(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const kb = 4
+	for _, s := range Sets {
+		if s == GoSet {
+			continue
+		}
+		mr, nr := s.MR, s.NR
+		a := randSlice(r, kb*Block*mr, false)
+		bb := randSlice(r, kb*Block*nr, false)
+		sa, sb := randSlice(r, kb*mr, false), randSlice(r, kb*nr, false)
+		c := make([]float32, mr*nr)
+		b.Run("fma-"+s.Name, func(b *testing.B) {
+			for b.Loop() {
+				s.FMA(kb, a, bb, sa, sb, c, nr)
+			}
+			b.ReportMetric(2*float64(mr*nr*kb*Block)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+		if s.BF16 != nil {
+			mr, nr := s.BMR, s.BNR
+			a := e4m3Pairs(r, kb*Block/2*mr, false)
+			bb := e4m3Pairs(r, kb*Block/2*nr, false)
+			c := make([]float32, mr*nr)
+			b.Run("bf16-"+s.Name, func(b *testing.B) {
+				for b.Loop() {
+					s.BF16(kb, a, bb, sa, sb, c, nr)
+				}
+				b.ReportMetric(2*float64(mr*nr*kb*Block)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
