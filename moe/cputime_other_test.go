@@ -1,0 +1,5 @@
+//go:build !unix
+
+package moe
+
+func cpuSeconds() float64 { return 0 }
