@@ -4804,6 +4804,47 @@ packT8AVX2_done:
 	VZEROUPPER
 	RET
 
+// func packCopyAVX512(k int, src *float32, ld int, dst *float32, stride int, lm0 uint16, lm1 uint16, sm0 uint16, sm1 uint16)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·packCopyAVX512(SB), NOSPLIT, $0-48
+	MOVQ    k+0(FP), AX
+	MOVQ    src+8(FP), CX
+	MOVQ    ld+16(FP), DX
+	MOVQ    dst+24(FP), BX
+	MOVQ    stride+32(FP), SI
+	MOVWLZX lm0+40(FP), DI
+	KMOVW   DI, K1
+	MOVWLZX lm1+42(FP), DI
+	KMOVW   DI, K2
+	MOVWLZX sm0+44(FP), DI
+	KMOVW   DI, K3
+	MOVWLZX sm1+46(FP), DI
+	KMOVW   DI, K4
+	SHLQ    $0x02, DX
+	SHLQ    $0x02, SI
+	LEAQ    (DX)(DX*2), DI
+	SHLQ    $0x01, DI
+	ADDQ    DX, DI
+	ADDQ    DX, DI
+
+packCopyAVX512_loop:
+	TESTQ      AX, AX
+	JZ         packCopyAVX512_done
+	PREFETCHT0 (CX)(DI*1)
+	PREFETCHT0 64(CX)(DI*1)
+	VMOVUPS.Z  (CX), K1, Z0
+	VMOVUPS.Z  64(CX), K2, Z1
+	VMOVUPS    Z0, K3, (BX)
+	VMOVUPS    Z1, K4, 64(BX)
+	ADDQ       DX, CX
+	ADDQ       SI, BX
+	DECQ       AX
+	JMP        packCopyAVX512_loop
+
+packCopyAVX512_done:
+	VZEROUPPER
+	RET
+
 // func dotAVX512R4(k int, x *float32, w *float32, ldw int, y *float32)
 // Requires: AVX, AVX512F
 TEXT ·dotAVX512R4(SB), NOSPLIT, $0-40

@@ -135,3 +135,36 @@ func BenchmarkMicroKernel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSgemmForms times the three training products on a small
+// DeepSeek-V3-style layer (2048 tokens = 8 sequences of 256, hidden 256,
+// 512 outputs): forward Y = X·Wᵀ (NT), input gradient dX = dY·W (NN) and
+// weight gradient dW += dYᵀ·X (TN).
+func BenchmarkSgemmForms(b *testing.B) {
+	const tokens, in, out = 2048, 256, 512
+	rng := rand.New(rand.NewPCG(4, 4))
+	x, w, dy := randSlice(rng, tokens*in), randSlice(rng, out*in), randSlice(rng, tokens*out)
+	y, dx, dw := make([]float32, tokens*out), make([]float32, tokens*in), make([]float32, out*in)
+	flops := 2 * float64(tokens*in*out)
+	for _, f := range []struct {
+		name string
+		run  func(workers int)
+	}{
+		{"forward_NT", func(wk int) { Sgemm(false, true, tokens, out, in, x, in, w, in, y, out, false, wk) }},
+		{"input_grad_NN", func(wk int) { Sgemm(false, false, tokens, in, out, dy, out, w, in, dx, in, false, wk) }},
+		{"weight_grad_TN", func(wk int) { Sgemm(true, false, out, in, tokens, dy, out, x, in, dw, in, true, wk) }},
+	} {
+		for _, wk := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/%s/workers=%d", f.name, active.name, wk), func(b *testing.B) {
+				cpu0, _ := processCPU()
+				for b.Loop() {
+					f.run(wk)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				if cpu1, ok := processCPU(); ok && cpu1 > cpu0 {
+					b.ReportMetric(flops*float64(b.N)/(cpu1-cpu0)/1e9, "GFLOP/cpu-s")
+				}
+			})
+		}
+	}
+}

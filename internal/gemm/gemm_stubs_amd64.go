@@ -114,6 +114,11 @@ func packT16AVX512(k int, rows *[16]*float32, dst *float32, stride int, mask uin
 //go:noescape
 func packT8AVX2(k int, rows *[8]*float32, dst *float32, stride int)
 
+// packCopyAVX512 stores dst[p*stride+j] = src[p*ld+j] (masked by lm0, lm1; zero elsewhere) for p < k, in the lanes sm0, sm1 of each 32-lane destination row.
+//
+//go:noescape
+func packCopyAVX512(k int, src *float32, ld int, dst *float32, stride int, lm0 uint16, lm1 uint16, sm0 uint16, sm1 uint16)
+
 // dotAVX512R4 sets y[i] = Σ_p x[p]·w[i*ldw+p] for 4 rows i; k must be a multiple of 16.
 //
 //go:noescape

@@ -453,3 +453,46 @@ func TestGemvLong(t *testing.T) {
 		}
 	}
 }
+
+// TestPackCols checks each set's copying pack against the definition,
+// including the zero padding and that nothing past k·stride is written.
+func TestPackCols(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, ks := range kernelSets {
+		for _, cols := range []int{1, 3, 6, 14, 16, 17, 31, 32, 40} {
+			for _, stride := range []int{cols, cols + 1, 32} {
+				if stride < cols {
+					continue
+				}
+				for _, k := range []int{1, 2, 9, 384} {
+					ld := cols + 7
+					src := make([]float32, (k-1)*ld+cols)
+					for i := range src {
+						src[i] = rng.Float32()
+					}
+					dst := make([]float32, k*stride+40)
+					for i := range dst {
+						dst[i] = -1
+					}
+					ks.packCols(dst, src, ld, cols, k, stride)
+					for p := 0; p < k; p++ {
+						for j := 0; j < stride; j++ {
+							want := float32(0)
+							if j < cols {
+								want = src[p*ld+j]
+							}
+							if got := dst[p*stride+j]; got != want {
+								t.Fatalf("%s cols=%d stride=%d k=%d: dst[%d*stride+%d] = %g, want %g", ks.name, cols, stride, k, p, j, got, want)
+							}
+						}
+					}
+					for i := k * stride; i < len(dst); i++ {
+						if dst[i] != -1 {
+							t.Fatalf("%s cols=%d stride=%d k=%d: wrote past the panel at %d", ks.name, cols, stride, k, i)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -33,8 +33,10 @@ type kernelSet struct {
 	// lanes is the vector width the GEMV kernels require of k (dot) and n
 	// (axpy); the driver handles the remainder in Go.
 	lanes int
-	// packRows is the transposing pack (see packRows in pack.go).
+	// packRows is the transposing pack and packCols the copying one (see
+	// pack.go).
 	packRows   func(dst, src []float32, ld, rows, k, stride int)
+	packCols   func(dst, src []float32, ld, cols, k, stride int)
 	dot4, dot1 dotKernel
 	axpy4      axpyKernel
 	axpy1      axpyKernel

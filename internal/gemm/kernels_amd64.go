@@ -31,6 +31,7 @@ func avx512Kernels() *kernelSet {
 		kc: 384, nc: 1024,
 		lanes:    16,
 		packRows: packRowsAVX512,
+		packCols: packColsAVX512,
 		dot4:     dotAVX512R4, dot1: dotAVX512R1,
 		axpy4: axpyAVX512R4, axpy1: axpyAVX512R1,
 	}
@@ -47,6 +48,7 @@ func avx2Kernels() *kernelSet {
 		kc: 384, nc: 1024,
 		lanes:    8,
 		packRows: packRowsAVX2,
+		packCols: packCols,
 		dot4:     dotAVX2R4, dot1: dotAVX2R1,
 		axpy4: axpyAVX2R4, axpy1: axpyAVX2R1,
 	}
@@ -113,4 +115,17 @@ func packRowsAVX2(dst, src []float32, ld, rows, k, stride int) {
 		}
 	}
 	packRowsFrom(dst, src, ld, rows, kv, k, stride)
+}
+
+// packColsAVX512 is packCols with one or two masked 16-lane loads and
+// stores per depth, for panels up to 32 wide.
+func packColsAVX512(dst, src []float32, ld, cols, k, stride int) {
+	if stride > 32 || k == 0 {
+		packCols(dst, src, ld, cols, k, stride)
+		return
+	}
+	dst = dst[:k*stride]
+	src = src[:(k-1)*ld+cols]
+	lanes := func(n int) uint16 { return uint16(1)<<min(max(n, 0), 16) - 1 }
+	packCopyAVX512(k, &src[0], ld, &dst[0], stride, lanes(cols), lanes(cols-16), lanes(stride), lanes(stride-16))
 }

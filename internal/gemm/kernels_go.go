@@ -16,6 +16,7 @@ func goKernels() *kernelSet {
 		kc:    256, nc: 256,
 		lanes:    1,
 		packRows: packRows,
+		packCols: packCols,
 		dot4:     goDot4, dot1: goDot1,
 		axpy4: goAxpy4, axpy1: goAxpy1,
 	}

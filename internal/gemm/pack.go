@@ -58,7 +58,7 @@ func packCols(dst, src []float32, ld, cols, k, stride int) {
 // panel with stride rows: dst[p*rows+i] = op(A)[i0+i, p0+p].
 func packA(ks *kernelSet, dst []float32, transA bool, a []float32, lda, i0, rows, p0, k int) {
 	if transA {
-		packCols(dst, a[p0*lda+i0:], lda, rows, k, rows)
+		ks.packCols(dst, a[p0*lda+i0:], lda, rows, k, rows)
 	} else {
 		ks.packRows(dst, a[i0*lda+p0:], lda, rows, k, rows)
 	}
@@ -70,6 +70,6 @@ func packB(ks *kernelSet, dst []float32, transB bool, b []float32, ldb, p0, k, j
 	if transB {
 		ks.packRows(dst, b[j0*ldb+p0:], ldb, cols, k, nr)
 	} else {
-		packCols(dst, b[p0*ldb+j0:], ldb, cols, k, nr)
+		ks.packCols(dst, b[p0*ldb+j0:], ldb, cols, k, nr)
 	}
 }

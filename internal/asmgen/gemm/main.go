@@ -59,6 +59,7 @@ func main() {
 	}
 	transpose16()
 	transpose8()
+	copyPack()
 	for _, s := range []isa{avx512, avx2} {
 		dot(s, 4)
 		dot(s, 1)
@@ -467,6 +468,55 @@ func transpose8() {
 	ADDQ(U8(32), off)
 	JMP(LabelRef(name + "_loop"))
 
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// copyPack emits packCopyAVX512, the non-transposing pack for panels whose
+// rows are k-strided in the source (op(A) when A is transposed, op(B) when
+// B is not): dst[p*stride+j] = src[p*ld+j] for j < cols and 0 for
+// cols <= j < stride <= 32. The load masks (lm0, lm1) select the cols
+// source lanes and zero the rest; the store masks (sm0, sm1) select the
+// stride destination lanes. Each row is a separate line or two of the
+// source, so it prefetches eight rows ahead.
+func copyPack() {
+	name := "packCopyAVX512"
+	TEXT(name, NOSPLIT, "func(k int, src *float32, ld int, dst *float32, stride int, lm0, lm1, sm0, sm1 uint16)")
+	Pragma("noescape")
+	Doc(name + " stores dst[p*stride+j] = src[p*ld+j] (masked by lm0, lm1; zero elsewhere) for p < k, in the lanes sm0, sm1 of each 32-lane destination row.")
+	k := Load(Param("k"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	dst := Load(Param("dst"), GP64())
+	stride := Load(Param("stride"), GP64())
+	masks := make([]Register, 4)
+	for i, nm := range []string{"lm0", "lm1", "sm0", "sm1"} {
+		g := Load(Param(nm), GP32())
+		masks[i] = K()
+		KMOVW(g, masks[i])
+	}
+	SHLQ(U8(2), ld)
+	SHLQ(U8(2), stride)
+	ahead := GP64()
+	LEAQ(Mem{Base: ld, Index: ld, Scale: 2}, ahead) // 3·ld
+	SHLQ(U8(1), ahead)                              // 6·ld
+	ADDQ(ld, ahead)
+	ADDQ(ld, ahead) // 8·ld
+	v0, v1 := ZMM(), ZMM()
+	Label(name + "_loop")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_done"))
+	PREFETCHT0(Mem{Base: src, Index: ahead, Scale: 1})
+	PREFETCHT0(Mem{Base: src, Index: ahead, Scale: 1, Disp: 64})
+	VMOVUPS_Z(Mem{Base: src}, masks[0], v0)
+	VMOVUPS_Z(Mem{Base: src, Disp: 64}, masks[1], v1)
+	VMOVUPS(v0, masks[2], Mem{Base: dst})
+	VMOVUPS(v1, masks[3], Mem{Base: dst, Disp: 64})
+	ADDQ(ld, src)
+	ADDQ(stride, dst)
+	DECQ(k)
+	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
