@@ -496,3 +496,34 @@ func TestPackCols(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmConcurrent runs independent products from several goroutines at
+// once (the pooled packing buffers are shared) and checks each against the
+// same product run alone.
+func TestSgemmConcurrent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const m, n, k = 100, 130, 400 // enough work for two workers
+	a, b := randSlice(rng, m*k), randSlice(rng, n*k)
+	want := make([]float32, m*n)
+	Sgemm(false, true, m, n, k, a, k, b, k, want, n, false, 1)
+	const goroutines = 6
+	errs := make(chan string, goroutines)
+	for g := 0; g < goroutines; g++ {
+		go func() {
+			c := make([]float32, m*n)
+			for range 5 {
+				Sgemm(false, true, m, n, k, a, k, b, k, c, n, false, 2)
+				if !slices.Equal(c, want) {
+					errs <- "concurrent product differs from the product run alone"
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < goroutines; g++ {
+		if msg := <-errs; msg != "" {
+			t.Error(msg)
+		}
+	}
+}
