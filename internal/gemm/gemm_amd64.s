@@ -4845,6 +4845,41 @@ packCopyAVX512_done:
 	VZEROUPPER
 	RET
 
+// func packCopyAVX2(k int, src *float32, ld int, dst *float32, stride int, m *[16]int32, wide int)
+// Requires: AVX
+TEXT ·packCopyAVX2(SB), NOSPLIT, $0-56
+	MOVQ    k+0(FP), AX
+	MOVQ    src+8(FP), CX
+	MOVQ    ld+16(FP), DX
+	MOVQ    dst+24(FP), BX
+	MOVQ    stride+32(FP), SI
+	MOVQ    m+40(FP), DI
+	MOVQ    wide+48(FP), R8
+	VMOVDQU (DI), Y0
+	VMOVDQU 32(DI), Y1
+	SHLQ    $0x02, DX
+	SHLQ    $0x02, SI
+
+packCopyAVX2_loop:
+	TESTQ      AX, AX
+	JZ         packCopyAVX2_done
+	VMASKMOVPS (CX), Y0, Y2
+	VMOVUPS    Y2, (BX)
+	TESTQ      R8, R8
+	JZ         packCopyAVX2_next
+	VMASKMOVPS 32(CX), Y1, Y2
+	VMOVUPS    Y2, 32(BX)
+
+packCopyAVX2_next:
+	ADDQ DX, CX
+	ADDQ SI, BX
+	DECQ AX
+	JMP  packCopyAVX2_loop
+
+packCopyAVX2_done:
+	VZEROUPPER
+	RET
+
 // func dotAVX512R4(k int, x *float32, w *float32, ldw int, y *float32)
 // Requires: AVX, AVX512F
 TEXT ·dotAVX512R4(SB), NOSPLIT, $0-40

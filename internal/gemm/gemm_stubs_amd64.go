@@ -119,6 +119,11 @@ func packT8AVX2(k int, rows *[8]*float32, dst *float32, stride int)
 //go:noescape
 func packCopyAVX512(k int, src *float32, ld int, dst *float32, stride int, lm0 uint16, lm1 uint16, sm0 uint16, sm1 uint16)
 
+// packCopyAVX2 stores dst[p*stride+j] = src[p*ld+j] for the lanes j set in m (zero elsewhere) for p < k, writing 16 lanes per depth when wide != 0, else 8.
+//
+//go:noescape
+func packCopyAVX2(k int, src *float32, ld int, dst *float32, stride int, m *[16]int32, wide int)
+
 // dotAVX512R4 sets y[i] = Σ_p x[p]·w[i*ldw+p] for 4 rows i; k must be a multiple of 16.
 //
 //go:noescape

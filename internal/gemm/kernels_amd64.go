@@ -48,7 +48,7 @@ func avx2Kernels() *kernelSet {
 		kc: 384, nc: 1024,
 		lanes:    8,
 		packRows: packRowsAVX2,
-		packCols: packCols,
+		packCols: packColsAVX2,
 		dot4:     dotAVX2R4, dot1: dotAVX2R1,
 		axpy4: axpyAVX2R4, axpy1: axpyAVX2R1,
 	}
@@ -128,4 +128,34 @@ func packColsAVX512(dst, src []float32, ld, cols, k, stride int) {
 	src = src[:(k-1)*ld+cols]
 	lanes := func(n int) uint16 { return uint16(1)<<min(max(n, 0), 16) - 1 }
 	packCopyAVX512(k, &src[0], ld, &dst[0], stride, lanes(cols), lanes(cols-16), lanes(stride), lanes(stride-16))
+}
+
+// packColsAVX2 is packCols with masked 8-lane loads and unmasked stores,
+// for destination strides of 16 or from 4 to 8 (an A panel of up to 6
+// rows, whose last depth is left to Go: see packCopyAVX2).
+func packColsAVX2(dst, src []float32, ld, cols, k, stride int) {
+	kv := k
+	switch {
+	case stride == 16 || stride == 8:
+	case stride >= 4 && stride < 8:
+		kv = k - 1
+	default:
+		kv = 0
+	}
+	if kv > 0 {
+		var m [16]int32
+		for j := 0; j < cols && j < 16; j++ {
+			m[j] = -1
+		}
+		dst = dst[:k*stride]
+		src = src[:(k-1)*ld+cols]
+		wide := 0
+		if stride == 16 {
+			wide = 1
+		}
+		packCopyAVX2(kv, &src[0], ld, &dst[0], stride, &m, wide)
+	}
+	if kv < k {
+		packCols(dst[kv*stride:], src[kv*ld:], ld, cols, k-kv, stride)
+	}
 }

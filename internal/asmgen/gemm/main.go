@@ -60,6 +60,7 @@ func main() {
 	transpose16()
 	transpose8()
 	copyPack()
+	copyPackAVX2()
 	for _, s := range []isa{avx512, avx2} {
 		dot(s, 4)
 		dot(s, 1)
@@ -513,6 +514,49 @@ func copyPack() {
 	VMOVUPS_Z(Mem{Base: src, Disp: 64}, masks[1], v1)
 	VMOVUPS(v0, masks[2], Mem{Base: dst})
 	VMOVUPS(v1, masks[3], Mem{Base: dst, Disp: 64})
+	ADDQ(ld, src)
+	ADDQ(stride, dst)
+	DECQ(k)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// copyPackAVX2 emits packCopyAVX2, the AVX2 twin of packCopyAVX512 for
+// destination strides of 16 (two stores per depth, wide != 0) or at most 8
+// (one store): loads are masked by the lane masks m (VMASKMOVPS, which
+// zeroes and never faults on the masked-out lanes); stores are not, so with
+// stride < 8 each store spills into the next depth's lanes, rewritten by
+// the next store, and the caller must leave the last depth to Go.
+func copyPackAVX2() {
+	name := "packCopyAVX2"
+	TEXT(name, NOSPLIT, "func(k int, src *float32, ld int, dst *float32, stride int, m *[16]int32, wide int)")
+	Pragma("noescape")
+	Doc(name + " stores dst[p*stride+j] = src[p*ld+j] for the lanes j set in m (zero elsewhere) for p < k, writing 16 lanes per depth when wide != 0, else 8.")
+	k := Load(Param("k"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	dst := Load(Param("dst"), GP64())
+	stride := Load(Param("stride"), GP64())
+	mp := Load(Param("m"), GP64())
+	wide := Load(Param("wide"), GP64())
+	m0, m1 := YMM(), YMM()
+	VMOVDQU(Mem{Base: mp}, m0)
+	VMOVDQU(Mem{Base: mp, Disp: 32}, m1)
+	SHLQ(U8(2), ld)
+	SHLQ(U8(2), stride)
+	v0, v1 := YMM(), YMM()
+	Label(name + "_loop")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_done"))
+	VMASKMOVPS(Mem{Base: src}, m0, v0)
+	VMOVUPS(v0, Mem{Base: dst})
+	TESTQ(wide, wide)
+	JZ(LabelRef(name + "_next"))
+	VMASKMOVPS(Mem{Base: src, Disp: 32}, m1, v1)
+	VMOVUPS(v1, Mem{Base: dst, Disp: 32})
+	Label(name + "_next")
 	ADDQ(ld, src)
 	ADDQ(stride, dst)
 	DECQ(k)
