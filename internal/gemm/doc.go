@@ -48,6 +48,11 @@
 //	avx2    6×16 register tile (12 YMM accumulators), AVX2 + FMA
 //	go      4×4 register tile in pure Go, the portable twin
 //
+// The assembly sets also pack in assembly: panels read across source rows
+// (op(A) when A is not transposed, op(B) when B is) are transposed in
+// registers, 16×16 (AVX-512) or 8×8 (AVX2) at a time; panels read along
+// them are copied with masked loads that zero the padding lanes.
+//
 // The assembly is generated with avo (github.com/mmcloughlin/avo) by
 // internal/asmgen/gemm, a separate module; the generated gemm_amd64.s is
 // committed. The set is chosen once at init with golang.org/x/sys/cpu; the
