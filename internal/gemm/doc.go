@@ -25,15 +25,19 @@
 //
 // The structure is GotoBLAS/BLIS's: for each nc-wide block of C's columns and
 // each kc-deep slice of K, op(B)'s kc×nc block is packed into nr-wide panels
-// (B[p, j] at panel[p*nr+j]), shared by all workers and sized to stay in L2;
-// each worker then takes a band of C's rows, packs op(A) one mr-row panel at
-// a time (A[i, p] at panel[p*r+i], small enough for L1) and runs the
-// register-tile micro-kernel over every B panel. Packing absorbs the
+// (B[p, j] at panel[p*nr+j]) shared by all workers (kc×nc = 384×1024 for the
+// assembly sets: 1.5 MB, from L2 and L3, which easily feed the micro-kernel's
+// 128 bytes of B per 28 FMAs); the workers then take bands of C's rows from
+// a shared counter (about four bands per worker, so that one slowed by other
+// load hands work over), pack op(A) one mr-row panel at a time (A[i, p] at
+// panel[p*r+i], 21 KB) and run the register-tile micro-kernel over every B
+// panel. Packing absorbs the
 // transposes, so one micro-kernel serves all four forms. Tiles cut by C's
 // bottom edge use a micro-kernel for that many rows (one exists for each
-// row count), tiles cut by its right edge go through a scratch tile.
-// Workers split rows first and columns when M is too small; the first kc
-// slice honours the caller's mode, the later ones accumulate.
+// row count), tiles cut by its right edge go through a scratch tile. When C
+// has fewer row panels than twice the workers, the bands are also split by
+// columns. The first kc slice honours the caller's mode, the later ones
+// accumulate.
 //
 // When C is a single row (M == 1, decoding one token) or a single column,
 // no packing is done: the matrix operand is streamed once, as dot products
@@ -61,6 +65,6 @@
 // a GEMV, so it returns within microseconds (assembly is not preempted).
 // The tests run every set the CPU supports, not only the dispatched one.
 //
-// Packing buffers come from a sync.Pool, so steady-state calls do not
-// allocate.
+// Packing buffers come from a sync.Pool and are reused from call to call;
+// a call allocates only a few small closures.
 package gemm

@@ -61,7 +61,9 @@ func dotRows(ks *kernelSet, k int, x, w []float32, ldw, rows int, out []float32,
 	wk = max(1, min(wk, rows*k/minGemvPerWorker))
 	kv := k / ks.lanes * ks.lanes // the kernels' part; x[kv:k] is the tail
 	parallel.For((rows+3)/4, 1, wk, func(lo, hi int) {
-		var y [4]float32
+		// Scratch for the kernels, declared once: calls through a func
+		// value make it escape to the heap.
+		var y, part [4]float32
 		for j := 4 * lo; j < min(4*hi, rows); {
 			n := 4
 			if rows-j < 4 {
@@ -70,7 +72,6 @@ func dotRows(ks *kernelSet, k int, x, w []float32, ldw, rows int, out []float32,
 			y = [4]float32{}
 			// Bounded assembly calls: at most gemvChunk depths at a time.
 			for p0 := 0; p0 < kv; p0 += gemvChunk {
-				var part [4]float32
 				kn := min(gemvChunk, kv-p0)
 				if n == 4 {
 					ks.dot4(kn, &x[p0], &w[j*ldw+p0], ldw, &part[0])
