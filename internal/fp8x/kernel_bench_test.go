@@ -39,3 +39,30 @@ func BenchmarkKernels(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGemvKernel times the GEMV kernel on one cache-resident weight
+// row of 7168 codes (one goroutine): the decode-and-FMA ceiling.
+func BenchmarkGemvKernel(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	const kb = 56
+	codes := make([]byte, kb*Block)
+	for i := range codes {
+		codes[i] = byte(r.Uint32()) & 0x7E
+	}
+	for _, s := range Sets {
+		if s.Gemv == nil {
+			continue
+		}
+		for _, m := range []int{1, 4, 8} {
+			x := randSlice(r, m*kb*Block, false)
+			f := randSlice(r, kb*m, false)
+			y := make([]float32, m)
+			b.Run(s.Name+"/M"+string(rune('0'+m)), func(b *testing.B) {
+				for b.Loop() {
+					s.Gemv(m, kb, codes, x, kb*Block, f, y)
+				}
+				b.ReportMetric(float64(len(codes))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gcodes/s")
+			})
+		}
+	}
+}

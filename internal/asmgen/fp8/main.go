@@ -111,14 +111,19 @@ func tables() {
 
 // decoder holds the registers of the in-register E4M3 decode.
 type decoder struct {
-	lo0, hi0, perm, zero VecVirtual
+	lo0, lo1, hi0, hi1, perm, zero, sign VecVirtual
 }
 
+// newDecoder loads the tables into registers (memory operands in the
+// VPERMI2Bs were markedly slower on Zen 4).
 func newDecoder() decoder {
-	d := decoder{lo0: ZMM(), hi0: ZMM(), perm: ZMM(), zero: ZMM()}
+	d := decoder{lo0: ZMM(), lo1: ZMM(), hi0: ZMM(), hi1: ZMM(), perm: ZMM(), zero: ZMM(), sign: ZMM()}
 	VMOVDQU64(tabLo, d.lo0)
+	VMOVDQU64(tabLo.Offset(64), d.lo1)
 	VMOVDQU64(tabHi, d.hi0)
+	VMOVDQU64(tabHi.Offset(64), d.hi1)
 	VMOVDQU64(permIdx, d.perm)
+	VPBROADCASTD(signMask, d.sign)
 	VPXORD(d.zero, d.zero, d.zero)
 	return d
 }
@@ -128,11 +133,11 @@ func newDecoder() decoder {
 func (d decoder) decode64(src Mem) [4]VecVirtual {
 	c, l, h := ZMM(), ZMM(), ZMM()
 	VPERMB(src, d.perm, c)
-	VMOVDQA64(c, l)
-	VPERMI2B(tabLo.Offset(64), d.lo0, l)
-	VMOVDQA64(c, h)
-	VPERMI2B(tabHi.Offset(64), d.hi0, h)
-	VPTERNLOGD_BCST(U8(0xF8), signMask, c, h) // h |= c & 0x80
+	VMOVDQA64(d.lo0, l)
+	VPERMT2B(d.lo1, c, l)
+	VMOVDQA64(d.hi0, h)
+	VPERMT2B(d.hi1, c, h)
+	VPTERNLOGD(U8(0xF8), d.sign, c, h) // h |= c & 0x80
 	w0, w1 := ZMM(), ZMM()
 	VPUNPCKLBW(h, l, w0)
 	VPUNPCKHBW(h, l, w1)
