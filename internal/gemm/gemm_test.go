@@ -213,14 +213,15 @@ func TestSgemmGrid(t *testing.T) {
 			// The full grid, except: under the race detector (which checks
 			// the parallel driver, not the arithmetic) every set runs a small
 			// grid, and the pure-Go set runs every M and N with fewer K when
-			// it is not the dispatched set or in -short mode. It runs the
-			// full grid where it is the dispatched set: in the purego build
-			// (which CI runs) and on other architectures.
+			// assembly sets are dispatched instead (they run the full grid).
+			// Where the pure-Go set is the dispatched one (the purego build,
+			// which CI runs with -short, and other architectures) it runs
+			// the full grid, -short or not: about five CPU-seconds.
 			msizes, ksizes := sizes, sizes
 			switch {
 			case raceEnabled:
 				msizes, ksizes = []int{1, 3, 16, 17, 65, 129}, []int{1, 17, 255}
-			case ks.name == "go" && (testing.Short() || ks != active):
+			case ks != active:
 				ksizes = []int{1, 16, 17, 255}
 			}
 			fails, count := 0, 0
