@@ -112,12 +112,15 @@ func bf16AVX512s(kb int, a, b []uint32, sa, sb, c []float32, ldc int) {
 	bf16AVX512(kb, &a[0], &b[0], &sa[0], &sb[0], &c[0], ldc)
 }
 
-var gemvAVX512 = [...]func(kb int, codes *byte, x *float32, ldx int, f, y *float32){
+var gemvAVX512 = [...]func(rows, kb int, codes *byte, ldw int, x *float32, ldx int, f, y *float32){
 	nil, gemvAVX512M1, gemvAVX512M2, gemvAVX512M3, gemvAVX512M4,
 	gemvAVX512M5, gemvAVX512M6, gemvAVX512M7, gemvAVX512M8,
 }
 
-func gemvAVX512s(m, kb int, codes []byte, x []float32, ldx int, f, y []float32) {
-	_, _, _, _ = codes[kb*Block-1], x[(m-1)*ldx+kb*Block-1], f[kb*m-1], y[m-1]
-	gemvAVX512[m](kb, &codes[0], &x[0], ldx, &f[0], &y[0])
+func gemvAVX512s(m, rows, kb int, codes []byte, ldw int, x []float32, ldx int, f, y []float32) {
+	if rows == 0 || kb == 0 {
+		return
+	}
+	_, _, _, _ = codes[(rows-1)*ldw+kb*Block-1], x[(m-1)*ldx+kb*Block-1], f[kb*m-1], y[rows*m-1]
+	gemvAVX512[m](rows, kb, &codes[0], ldw, &x[0], ldx, &f[0], &y[0])
 }

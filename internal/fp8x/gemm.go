@@ -208,8 +208,10 @@ func addTile(c []float32, ldc, i0, j0, rows, cols int, tile []float32, ldt int) 
 }
 
 // gemv is the product for at most GemvRows rows of A: A is decoded (or
-// copied) once into float32 rows padded to whole K-blocks, and workers take
-// ranges of B's rows, each read once by the Gemv kernel.
+// copied) once into float32 rows padded to whole K-blocks; workers take
+// tasks of gemvTask rows of B and sweep them one K-range at a time, a range
+// short enough that its slice of A stays in L1 while every row of the task
+// streams past it. Each weight byte is read once.
 func (s *Set) gemv(m, n, k int, af []float32, lda int, aq *Q, b *Q, c []float32, ldc int, workers int) {
 	kbs := Blocks(k)
 	kfull := k / Block
@@ -233,42 +235,58 @@ func (s *Set) gemv(m, n, k int, af []float32, lda int, aq *Q, b *Q, c []float32,
 			sa[q*m+i] = aq.scale(i, q)
 		}
 	}
-	parallel.For(n, 32, workers, func(lo, hi int) {
-		var fy [2 * GemvRows]float32
+	kr := max(1, gemvRangeBlocks/m) // K-blocks per range: m·kr·512 bytes of A
+	tasks := (n + gemvTask - 1) / gemvTask
+	parallel.Dynamic(tasks, workers, func(task int) {
+		lo, hi := task*gemvTask, min(n, (task+1)*gemvTask)
 		f := getF32(kbs * m)
+		y := getF32((hi - lo) * m)
 		defer putF32(f)
-		y := fy[:m]
-		group := -1
-		for r := lo; r < hi; r++ {
-			if g := r / b.Group; g != group {
-				group = g
-				for q := 0; q < kbs; q++ {
-					sw := b.Scales[g*b.ScaleStride+q]
-					for i := 0; i < m; i++ {
-						f[q*m+i] = sa[q*m+i] * sw
-					}
-				}
-			}
-			codes := b.Codes[r*b.Stride : r*b.Stride+k]
-			if kfull > 0 {
-				s.Gemv(m, kfull, codes, x, ldx, f, y)
-			} else {
-				clear(y)
-			}
-			if kfull < kbs { // a partial last K-block
-				tail := codes[kfull*Block:]
+		defer putF32(y)
+		clear(y)
+		// Rows that share a scale row of B share the factors f.
+		for r0 := lo; r0 < hi; {
+			g := r0 / b.Group
+			r1 := min(hi, (g+1)*b.Group)
+			for q := 0; q < kbs; q++ {
+				sw := b.Scales[g*b.ScaleStride+q]
 				for i := 0; i < m; i++ {
-					xi := x[i*ldx+kfull*Block:]
-					var d float32
-					for kk, cd := range tail {
-						d += xi[kk] * E4M3Table[cd]
-					}
-					y[i] += d * f[kfull*m+i]
+					f[q*m+i] = sa[q*m+i] * sw
 				}
 			}
+			for q0 := 0; q0 < kfull; q0 += kr {
+				nq := min(kr, kfull-q0)
+				s.Gemv(m, r1-r0, nq, b.Codes[r0*b.Stride+q0*Block:], b.Stride, x[q0*Block:], ldx, f[q0*m:], y[(r0-lo)*m:])
+			}
+			if kfull < kbs { // a partial last K-block, in Go
+				for r := r0; r < r1; r++ {
+					tail := b.Codes[r*b.Stride+kfull*Block : r*b.Stride+k]
+					for i := 0; i < m; i++ {
+						xi := x[i*ldx+kfull*Block:]
+						var d float32
+						for kk, cd := range tail {
+							d += xi[kk] * E4M3Table[cd]
+						}
+						y[(r-lo)*m+i] += d * f[kfull*m+i]
+					}
+				}
+			}
+			r0 = r1
+		}
+		for r := lo; r < hi; r++ {
 			for i := 0; i < m; i++ {
-				c[i*ldc+r] += y[i]
+				c[i*ldc+r] += y[(r-lo)*m+i]
 			}
 		}
 	})
 }
+
+// gemvTask is the number of rows of B a GEMV task covers (a divisor of
+// 128, so that a task never straddles two weight-block rows), and
+// gemvRangeBlocks·512 bytes the size of A's slice one K-range keeps in L1
+// and L2 (with one row of A, K up to 8192 is a single range, and each task
+// reads one contiguous stream of codes).
+const (
+	gemvTask        = 64
+	gemvRangeBlocks = 64
+)

@@ -45,22 +45,25 @@ func fmaGo(kb int, a, b, sa, sb, c []float32, ldc int) {
 	}
 }
 
-func gemvGo(m, kb int, codes []byte, x []float32, ldx int, f, y []float32) {
-	for i := 0; i < m; i++ {
-		xi := x[i*ldx : i*ldx+kb*Block]
-		var tot float32
-		for q := 0; q < kb; q++ {
-			var a0, a1, a2, a3 float32
-			cq := codes[q*Block : (q+1)*Block]
-			xq := xi[q*Block : (q+1)*Block]
-			for k := 0; k < Block; k += 4 {
-				a0 += xq[k] * E4M3Table[cq[k]]
-				a1 += xq[k+1] * E4M3Table[cq[k+1]]
-				a2 += xq[k+2] * E4M3Table[cq[k+2]]
-				a3 += xq[k+3] * E4M3Table[cq[k+3]]
+func gemvGo(m, rows, kb int, codes []byte, ldw int, x []float32, ldx int, f, y []float32) {
+	for r := 0; r < rows; r++ {
+		cr := codes[r*ldw : r*ldw+kb*Block]
+		for i := 0; i < m; i++ {
+			xi := x[i*ldx : i*ldx+kb*Block]
+			var tot float32
+			for q := 0; q < kb; q++ {
+				var a0, a1, a2, a3 float32
+				cq := cr[q*Block : (q+1)*Block]
+				xq := xi[q*Block : (q+1)*Block]
+				for k := 0; k < Block; k += 4 {
+					a0 += xq[k] * E4M3Table[cq[k]]
+					a1 += xq[k+1] * E4M3Table[cq[k+1]]
+					a2 += xq[k+2] * E4M3Table[cq[k+2]]
+					a3 += xq[k+3] * E4M3Table[cq[k+3]]
+				}
+				tot += ((a0 + a1) + (a2 + a3)) * f[q*m+i]
 			}
-			tot += ((a0 + a1) + (a2 + a3)) * f[q*m+i]
+			y[r*m+i] += tot
 		}
-		y[i] = tot
 	}
 }

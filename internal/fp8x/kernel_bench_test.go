@@ -59,7 +59,7 @@ func BenchmarkGemvKernel(b *testing.B) {
 			y := make([]float32, m)
 			b.Run(s.Name+"/M"+string(rune('0'+m)), func(b *testing.B) {
 				for b.Loop() {
-					s.Gemv(m, kb, codes, x, kb*Block, f, y)
+					s.Gemv(m, 1, kb, codes, kb*Block, x, kb*Block, f, y)
 				}
 				b.ReportMetric(float64(len(codes))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gcodes/s")
 			})

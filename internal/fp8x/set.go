@@ -30,10 +30,10 @@ type Set struct {
 	BMR, BNR int
 	BF16     func(kb int, a, b []uint32, sa, sb, c []float32, ldc int)
 
-	// Gemv sets y[i] = Σ_kb f[kb*m+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k])
-	// for i < m <= GemvRows: one weight row against m activation rows, each
-	// weight byte read once.
-	Gemv func(m, kb int, codes []byte, x []float32, ldx int, f, y []float32)
+	// Gemv adds Σ_kb f[kb*m+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k])
+	// to y[r*m+i] for i < m <= GemvRows and r < rows: weight rows against
+	// m activation rows, each weight byte read once.
+	Gemv func(m, rows, kb int, codes []byte, ldw int, x []float32, ldx int, f, y []float32)
 }
 
 // GemvRows is the largest row count of activations the GEMV path takes;

@@ -235,7 +235,9 @@ func TestGemvKernels(t *testing.T) {
 		}
 		for m := 1; m <= GemvRows; m++ {
 			for _, kb := range []int{1, 4} {
-				codes := make([]byte, kb*Block)
+				const rows = 3
+				ldw := kb*Block + 7
+				codes := make([]byte, rows*ldw)
 				for i := range codes {
 					if codes[i] = byte(r.Uint32()); codes[i]&0x7F == 0x7F {
 						codes[i] = 0x80 // -0
@@ -244,24 +246,24 @@ func TestGemvKernels(t *testing.T) {
 				ldx := kb*Block + 9
 				x := randSlice(r, m*ldx, false)
 				f := randSlice(r, kb*m, false)
-				got, want := make([]float32, m+1), make([]float32, m)
-				got[m] = 777
-				s.Gemv(m, kb, codes, x, ldx, f, got)
-				gemvGo(m, kb, codes, x, ldx, f, want)
-				for i := range want {
+				y0 := randSlice(r, rows*m+1, false)
+				got, want := append([]float32(nil), y0...), append([]float32(nil), y0...)
+				s.Gemv(m, rows, kb, codes, ldw, x, ldx, f, got)
+				gemvGo(m, rows, kb, codes, ldw, x, ldx, f, want)
+				for i := 0; i < rows*m; i++ {
 					if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
 						t.Fatalf("%s m=%d kb=%d: y[%d] = %v, want %v", s.Name, m, kb, i, got[i], want[i])
 					}
 				}
-				if got[m] != 777 {
+				if got[rows*m] != y0[rows*m] {
 					t.Fatalf("%s m=%d: wrote past y", s.Name, m)
 				}
-				// A NaN code poisons exactly its product.
-				codes[5] = 0x7F
-				s.Gemv(m, kb, codes, x, ldx, f, got)
-				for i := 0; i < m; i++ {
-					if got[i] == got[i] {
-						t.Fatalf("%s m=%d: a NaN weight code gave y[%d] = %v", s.Name, m, i, got[i])
+				// A NaN code poisons exactly its row's outputs.
+				codes[ldw+5] = 0x7F
+				s.Gemv(m, rows, kb, codes, ldw, x, ldx, f, got)
+				for i := 0; i < rows*m; i++ {
+					if nan := got[i] != got[i]; nan != (i/m == 1) {
+						t.Fatalf("%s m=%d: a NaN weight code in row 1 gave y[%d] = %v", s.Name, m, i, got[i])
 					}
 				}
 			}

@@ -34,42 +34,42 @@ func encodeAVX512(dst *byte, src *float32, n int, s float32)
 //go:noescape
 func amaxAVX512(src *float32, n int) uint32
 
-// gemvAVX512M1 sets y[i] = Σ_kb f[kb*1+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 1.
+// gemvAVX512M1 adds Σ_kb f[kb*1+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*1+i] for i < 1 and r < rows.
 //
 //go:noescape
-func gemvAVX512M1(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M1(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M2 sets y[i] = Σ_kb f[kb*2+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 2.
+// gemvAVX512M2 adds Σ_kb f[kb*2+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*2+i] for i < 2 and r < rows.
 //
 //go:noescape
-func gemvAVX512M2(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M2(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M3 sets y[i] = Σ_kb f[kb*3+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 3.
+// gemvAVX512M3 adds Σ_kb f[kb*3+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*3+i] for i < 3 and r < rows.
 //
 //go:noescape
-func gemvAVX512M3(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M3(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M4 sets y[i] = Σ_kb f[kb*4+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 4.
+// gemvAVX512M4 adds Σ_kb f[kb*4+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*4+i] for i < 4 and r < rows.
 //
 //go:noescape
-func gemvAVX512M4(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M4(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M5 sets y[i] = Σ_kb f[kb*5+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 5.
+// gemvAVX512M5 adds Σ_kb f[kb*5+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*5+i] for i < 5 and r < rows.
 //
 //go:noescape
-func gemvAVX512M5(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M5(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M6 sets y[i] = Σ_kb f[kb*6+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 6.
+// gemvAVX512M6 adds Σ_kb f[kb*6+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*6+i] for i < 6 and r < rows.
 //
 //go:noescape
-func gemvAVX512M6(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M6(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M7 sets y[i] = Σ_kb f[kb*7+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 7.
+// gemvAVX512M7 adds Σ_kb f[kb*7+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*7+i] for i < 7 and r < rows.
 //
 //go:noescape
-func gemvAVX512M7(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M7(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 
-// gemvAVX512M8 sets y[i] = Σ_kb f[kb*8+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < 8.
+// gemvAVX512M8 adds Σ_kb f[kb*8+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*8+i] for i < 8 and r < rows.
 //
 //go:noescape
-func gemvAVX512M8(kb int, codes *byte, x *float32, ldx int, f *float32, y *float32)
+func gemvAVX512M8(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)

@@ -24,8 +24,9 @@
 //     |x/s|·2^9 for the subnormal range; amaxAVX512: the largest |x| as
 //     bits (an integer maximum of the sign-cleared patterns, so that NaN
 //     wins).
-//   - gemvAVX512M1..M8: one weight row of codes against m <= 8 float32 rows,
-//     decoding in registers as decodeAVX512 does.
+//   - gemvAVX512M1..M8: weight rows of codes against m <= 8 float32 rows,
+//     decoding in registers as decodeAVX512 does; each row's float32 dot
+//     products are added to y.
 package main
 
 import (
@@ -354,30 +355,25 @@ func bf16Kernel() {
 	RET()
 }
 
-// gemv emits gemvAVX512M<m>: y[i] = Σ_kb f[kb*m+i]·Σ_{k<128}
-// x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < m.
+// gemvPrefetch is how far ahead of the K-block being decoded the GEMV
+// kernels prefetch the row's codes (bytes).
+var gemvPrefetch = 1024
+
+// gemv emits gemvAVX512M<m>: for each of rows weight rows r (codes at
+// codes + r*ldw), y[r*m+i] += Σ_kb f[kb*m+i]·Σ_{k<128} x[i*ldx+128kb+k]·
+// E4M3(codes[r*ldw+128kb+k]) for i < m.
 func gemv(m int) {
 	name := fmt.Sprintf("gemvAVX512M%d", m)
-	TEXT(name, NOSPLIT, "func(kb int, codes *byte, x *float32, ldx int, f, y *float32)")
+	TEXT(name, NOSPLIT, "func(rows, kb int, codes *byte, ldw int, x *float32, ldx int, f, y *float32)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s sets y[i] = Σ_kb f[kb*%d+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[128kb+k]) for i < %d.", name, m, m))
-	kb := Load(Param("kb"), GP64())
+	Doc(fmt.Sprintf("%s adds Σ_kb f[kb*%d+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*%d+i] for i < %d and r < rows.", name, m, m, m))
+	rows := Load(Param("rows"), GP64())
 	codes := Load(Param("codes"), GP64())
-	x := Load(Param("x"), GP64())
 	ldx := Load(Param("ldx"), GP64())
-	f := Load(Param("f"), GP64())
 	y := Load(Param("y"), GP64())
 	SHLQ(U8(2), ldx)
-	// Row pointers into x, advanced by one K-block per iteration.
-	rows := make([]GPVirtual, m)
-	for i := range rows {
-		rows[i] = GP64()
-		if i == 0 {
-			MOVQ(x, rows[i])
-		} else {
-			LEAQ(Mem{Base: rows[i-1], Index: ldx, Scale: 1}, rows[i])
-		}
-	}
+	ldx3 := GP64()
+	LEAQ(Mem{Base: ldx, Index: ldx, Scale: 2}, ldx3)
 	nacc := 1
 	switch {
 	case m <= 2:
@@ -385,32 +381,63 @@ func gemv(m int) {
 	case m <= 4:
 		nacc = 2
 	}
-	tot := make([]VecVirtual, m)
-	for i := range tot {
-		tot[i] = ZMM()
-		VPXORD(tot[i], tot[i], tot[i])
-	}
 	d := newDecoder()
+	tot := make([]VecVirtual, m)
 	acc := make([][]VecVirtual, m)
 	for i := range acc {
+		tot[i] = ZMM()
 		acc[i] = make([]VecVirtual, nacc)
 		for j := range acc[i] {
 			acc[i][j] = ZMM()
 		}
 	}
-	TESTQ(kb, kb)
+	TESTQ(rows, rows)
 	JZ(LabelRef(name + "_done"))
+	Label(name + "_row")
+	// Per row: the block count, the K-block pointer into this row's codes,
+	// x's row pointers and f restart.
+	kb := Load(Param("kb"), GP64())
+	cp := GP64()
+	MOVQ(codes, cp)
+	f := Load(Param("f"), GP64())
+	// Row i of x is at x0 + i·ldx: rows 0..3 from x0, 4..7 from x4 = x0 +
+	// 4·ldx, with ldx or ldx3 = 3·ldx as the index.
+	x0, x4 := GP64(), GP64()
+	Load(Param("x"), x0)
+	LEAQ(Mem{Base: x0, Index: ldx, Scale: 4}, x4)
+	xrow := func(i, disp int) Mem {
+		base := x0
+		if i >= 4 {
+			base, i = x4, i-4
+		}
+		switch i {
+		case 0:
+			return Mem{Base: base, Disp: disp}
+		case 1:
+			return Mem{Base: base, Index: ldx, Scale: 1, Disp: disp}
+		case 2:
+			return Mem{Base: base, Index: ldx, Scale: 2, Disp: disp}
+		}
+		return Mem{Base: base, Index: ldx3, Scale: 1, Disp: disp}
+	}
+	for i := range tot {
+		VPXORD(tot[i], tot[i], tot[i])
+	}
+	TESTQ(kb, kb)
+	JZ(LabelRef(name + "_store"))
 	Label(name + "_block")
 	for i := range acc {
 		for _, r := range acc[i] {
 			VPXORD(r, r, r)
 		}
 	}
+	PREFETCHT0(Mem{Base: cp, Disp: gemvPrefetch})
+	PREFETCHT0(Mem{Base: cp, Disp: gemvPrefetch + 64})
 	for half := 0; half < 2; half++ {
-		fv := d.decode64(Mem{Base: codes, Disp: 64 * half})
+		fv := d.decode64(Mem{Base: cp, Disp: 64 * half})
 		for i := 0; i < m; i++ {
 			for q := 0; q < 4; q++ {
-				VFMADD231PS(Mem{Base: rows[i], Disp: 4 * (64*half + 16*q)}, fv[q], acc[i][(4*half+q)%nacc])
+				VFMADD231PS(xrow(i, 4*(64*half+16*q)), fv[q], acc[i][(4*half+q)%nacc])
 			}
 		}
 	}
@@ -419,32 +446,40 @@ func gemv(m int) {
 			VADDPS(acc[i][j], acc[i][0], acc[i][0])
 		}
 		VFMADD231PS_BCST(Mem{Base: f, Disp: 4 * i}, acc[i][0], tot[i])
-		ADDQ(U32(512), rows[i])
 	}
-	ADDQ(U32(128), codes)
+	ADDQ(U32(512), x0)
+	ADDQ(U32(512), x4)
+	ADDQ(U32(128), cp)
 	ADDQ(U32(4*m), f)
 	DECQ(kb)
 	JNZ(LabelRef(name + "_block"))
-	Label(name + "_done")
+	Label(name + "_store")
 	for i := 0; i < m; i++ {
-		hsum(tot[i], Mem{Base: y, Disp: 4 * i})
+		hsumAdd(tot[i], Mem{Base: y, Disp: 4 * i})
 	}
+	ldw, _ := Param("ldw").Resolve()
+	ADDQ(ldw.Addr, codes)
+	ADDQ(U32(4*m), y)
+	DECQ(rows)
+	JNZ(LabelRef(name + "_row"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
 
-// hsum stores the sum of the 16 lanes of z to dst.
-func hsum(z VecVirtual, dst Mem) {
+// hsumAdd adds the sum of the 16 lanes of z to the float32 at dst.
+func hsumAdd(z VecVirtual, dst Mem) {
 	yv, xv := YMM(), XMM()
 	VEXTRACTF64X4(U8(1), z, yv)
 	VADDPS(yv, z.AsY(), yv)
-	VEXTRACTF128(U8(1), yv, xv)
+	VEXTRACTF32X4(U8(1), yv, xv)
 	VADDPS(xv, yv.AsX(), xv)
 	t := XMM()
 	VPERMILPS(U8(0x4E), xv, t)
 	VADDPS(t, xv, xv)
 	VPERMILPS(U8(0xB1), xv, t)
 	VADDPS(t, xv, xv)
+	VADDSS(dst, xv, xv)
 	VMOVSS(xv, dst)
 }
 
