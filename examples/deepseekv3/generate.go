@@ -279,7 +279,7 @@ func (r *generator) prefill(prompts [][]int32) error {
 		spans[i] = mla.Span{Seq: i, Start: 0, Len: len(p)}
 		r.g.Stats.PrefillTokens += len(p)
 	}
-	lg, hid, err := r.m.Infer(r.st, toks, spans)
+	lg, hid, err := r.m.inferLast(r.st, toks, spans)
 	if err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (r *generator) prefill(prompts [][]int32) error {
 		s := r.seqs[i]
 		row += len(p)
 		s.cached = len(p)
-		if r.emit(s, r.pick(s, lg.Row(row-1))) && r.opt.MTP {
+		if r.emit(s, r.pick(s, lg.Row(i))) && r.opt.MTP {
 			mspans = append(mspans, mla.Span{Seq: i, Start: 0, Len: len(p)})
 			mnext = append(mnext, p[1:]...)
 			mnext = append(mnext, s.pending)
@@ -301,6 +301,32 @@ func (r *generator) prefill(prompts [][]int32) error {
 		}
 	}
 	return r.draft(hid, mrows, mnext, mspans)
+}
+
+// inferLast is Infer for a prefill: it computes the logits of only the
+// last token of each span (the only ones a prefill samples from), and the
+// final-norm states of every token (which the MTP module consumes).
+func (m *Model) inferLast(st *State, tokens []int32, spans []mla.Span) (logits, hidden dsv3.Matrix, err error) {
+	if err := m.Embed.CheckIDs(tokens); err != nil {
+		return dsv3.Matrix{}, dsv3.Matrix{}, err
+	}
+	h := m.Embed.Forward(tokens)
+	m.round(h)
+	for i, l := range m.Layers {
+		if h, err = l.Infer(h, spans, st.caches[i], st.Path); err != nil {
+			return dsv3.Matrix{}, dsv3.Matrix{}, fmt.Errorf("deepseekv3: layer %d: %w", i, err)
+		}
+	}
+	hn, _ := m.Norm.Forward(h, false)
+	m.round(hn)
+	last := dsv3.NewMatrix(len(spans), hn.Cols)
+	row := 0
+	for i, sp := range spans {
+		row += sp.Len
+		copy(last.Row(i), hn.Row(row-1))
+	}
+	lg, _ := m.Head.Forward(last, false)
+	return lg, hn, nil
 }
 
 // draft runs the MTP module over the given rows of the main model's
