@@ -458,8 +458,17 @@ func (r *generator) stepMTP(active []*seqGen) error {
 // Distribution returns the sampling distribution of logits: the softmax
 // of logits/temperature, restricted to the smallest set of most probable
 // tokens whose probability reaches topP (when 0 < topP < 1) and
-// renormalised. temperature must be positive.
+// renormalised. A temperature <= 0 gives the greedy choice as a
+// distribution: probability 1 at the argmax (the first on ties).
 func Distribution(logits []float32, temperature, topP float64) []float32 {
+	if len(logits) == 0 {
+		return nil
+	}
+	if temperature <= 0 {
+		p := make([]float32, len(logits))
+		p[mtp.Argmax(logits)] = 1
+		return p
+	}
 	mx := float32(math.Inf(-1))
 	for _, v := range logits {
 		mx = max(mx, v)

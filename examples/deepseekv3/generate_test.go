@@ -129,6 +129,16 @@ func TestGenerateGreedyMTPMatchesPlain(t *testing.T) {
 			t.Errorf("%d drafts verified in %d steps", s.Drafted, s.DecodeSteps)
 		}
 	})
+	for _, prec := range []Precision{FP8, BF16} {
+		t.Run(string(prec), func(t *testing.T) {
+			ck := loadTiny(t, prec)
+			plain := generate(t, ck.Model, [][]int32{prompt}, GenerateOptions{MaxNewTokens: 16})
+			spec := generate(t, ck.Model, [][]int32{prompt}, GenerateOptions{MaxNewTokens: 16, MTP: true})
+			if !slices.Equal(spec.Tokens[0], plain.Tokens[0]) {
+				t.Errorf("%s: MTP greedy %v\nplain greedy   %v", prec, spec.Tokens[0], plain.Tokens[0])
+			}
+		})
+	}
 	t.Run("masked head", func(t *testing.T) {
 		ck := loadMasked(t)
 		plain := generate(t, ck.Model, [][]int32{prompt}, GenerateOptions{MaxNewTokens: n})
@@ -418,6 +428,12 @@ func TestDistribution(t *testing.T) {
 				t.Errorf("temperature %g, top-p %g: probabilities sum to %g", temp, topP, sum)
 			}
 		}
+	}
+	if g := Distribution([]float32{1, 3, 3, -2}, 0, 0.5); !slices.Equal(g, []float32{0, 1, 0, 0}) {
+		t.Errorf("temperature 0: %v, want the first argmax with probability 1", g)
+	}
+	if g := Distribution(nil, 1, 1); len(g) != 0 {
+		t.Errorf("no logits: %v", g)
 	}
 	// sampleFrom follows the distribution.
 	p := []float32{0, 0.5, 0.25, 0, 0.25}
