@@ -58,12 +58,36 @@
 // dsv3.LinearEngine for training (report §3.3.1, Figure 6): Fprop, Dgrad and
 // Wgrad are all FP8 GEMMs on float32 master weights.
 //
+// # Numerics
+//
+// The weight-only product scales per K-block, like the FP8 GEMM:
+// Y[i, j] = Σ_kb w_s[j/128, kb] · Σ_{k in kb} X[i,k]·E4M3(W[j,k]). The
+// reference instead dequantises each weight (a float32 product) before a
+// float32 GEMM; the two differ by float32 rounding only (the tests hold
+// both within 2e-6 of a float64 reference, and the tiny checkpoint's
+// outputs within 1e-5). NaN codes (0x7F, 0xFF) propagate to the outputs
+// they touch. A NaN in an activation tile makes that tile's scale, and so
+// every output using the tile, NaN.
+//
 // # Kernels
 //
-// The products run on internal/fp8x: each 128x128 weight block is decoded
-// once into a packed panel that stays in cache while every row of the
-// activations passes over it; with AVX-512 BF16 the FP8 GEMM multiplies
-// exact bfloat16 pairs (VDPBF16PS) and the weight-only product uses float32
-// FMAs; a GEMV path for up to 8 rows reads each weight byte once. The
-// purego build tag forces the pure-Go kernels.
+// The products run on internal/fp8x, chosen once at start-up from the CPU's
+// features:
+//
+//   - AVX-512 (F, BW, VBMI, VL): E4M3 decoded in registers by two 128-entry
+//     VPERMI2B table lookups of the bfloat16 pattern's bytes (exact for all
+//     256 codes); with AVX512_BF16 the FP8 GEMM multiplies exact bfloat16
+//     pairs with VDPBF16PS in a 12x32 register tile (twice the float32 FMA
+//     rate on AMD Zen 4), and the weight-only product runs a 12x32 float32
+//     FMA tile; a GEMV path for up to 8 activation rows decodes each weight
+//     byte once in registers and streams the weight;
+//   - AVX2 + FMA: a 6x16 float32 FMA tile, Go packing and GEMV;
+//   - pure Go everywhere else, and with the purego build tag.
+//
+// For more than 8 rows, workers share out 128-column blocks of the output:
+// each decodes its weight rows a few K-blocks at a time into packed panels
+// that stay in L2 while every row of the (once-packed) activations passes
+// over them, so decoding costs O(N·K) and the multiply O(M·N·K). AMX is
+// detected (CPUID, then permission through arch_prctl) but has no kernel
+// yet; see internal/fp8x.
 package fp8

@@ -38,8 +38,10 @@ func archSets() []*Set {
 			EncodeScaled: encodeAVX512s,
 			Amax:         amaxAVX512s,
 			MR:           12, NR: 32,
-			FMA:  fmaAVX512s,
-			Gemv: gemvAVX512s,
+			FMA:       fmaAVX512s,
+			Gemv:      gemvAVX512s,
+			PackF32:   packF32AVX512s,
+			PackPairs: packPairsAVX512s,
 		}
 		if cpu.X86.HasAVX512BF16 {
 			s.Name = "avx512bf16"
@@ -55,6 +57,11 @@ func archSets() []*Set {
 			Amax:         amax,
 			MR:           6, NR: 16,
 			FMA: fmaAVX2s,
+			// No assembly GEMV for AVX2 yet: the Go kernel through the
+			// GEMV driver reads each weight once, which beats packing.
+			Gemv:      gemvGo,
+			PackF32:   packF32Go,
+			PackPairs: packPairsGo,
 		})
 	}
 	return sets
@@ -123,4 +130,20 @@ func gemvAVX512s(m, rows, kb int, codes []byte, ldw int, x []float32, ldx int, f
 	}
 	_, _, _, _ = codes[(rows-1)*ldw+kb*Block-1], x[(m-1)*ldx+kb*Block-1], f[kb*m-1], y[rows*m-1]
 	gemvAVX512[m](rows, kb, &codes[0], ldw, &x[0], ldx, &f[0], &y[0])
+}
+
+func packF32AVX512s(dst []float32, ldd int, codes []byte, ldw, rows int) {
+	if rows <= 0 {
+		return
+	}
+	_, _ = dst[(Block-1)*ldd+rows-1], codes[(rows-1)*ldw+Block-1]
+	packF32AVX512(&dst[0], ldd, &codes[0], ldw, rows)
+}
+
+func packPairsAVX512s(dst []uint32, ldd int, codes []byte, ldw, rows int) {
+	if rows <= 0 {
+		return
+	}
+	_, _ = dst[(Block/2-1)*ldd+rows-1], codes[(rows-1)*ldw+Block-1]
+	packPairsAVX512(&dst[0], ldd, &codes[0], ldw, rows)
 }

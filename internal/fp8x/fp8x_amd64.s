@@ -1990,6 +1990,510 @@ amax_done:
 	VZEROUPPER
 	RET
 
+DATA e4m3_pack<>+0(SB)/1, $0x00
+DATA e4m3_pack<>+1(SB)/1, $0x40
+DATA e4m3_pack<>+2(SB)/1, $0x01
+DATA e4m3_pack<>+3(SB)/1, $0x41
+DATA e4m3_pack<>+4(SB)/1, $0x04
+DATA e4m3_pack<>+5(SB)/1, $0x44
+DATA e4m3_pack<>+6(SB)/1, $0x05
+DATA e4m3_pack<>+7(SB)/1, $0x45
+DATA e4m3_pack<>+8(SB)/1, $0x08
+DATA e4m3_pack<>+9(SB)/1, $0x48
+DATA e4m3_pack<>+10(SB)/1, $0x09
+DATA e4m3_pack<>+11(SB)/1, $0x49
+DATA e4m3_pack<>+12(SB)/1, $0x0c
+DATA e4m3_pack<>+13(SB)/1, $0x4c
+DATA e4m3_pack<>+14(SB)/1, $0x0d
+DATA e4m3_pack<>+15(SB)/1, $0x4d
+DATA e4m3_pack<>+16(SB)/1, $0x10
+DATA e4m3_pack<>+17(SB)/1, $0x50
+DATA e4m3_pack<>+18(SB)/1, $0x11
+DATA e4m3_pack<>+19(SB)/1, $0x51
+DATA e4m3_pack<>+20(SB)/1, $0x14
+DATA e4m3_pack<>+21(SB)/1, $0x54
+DATA e4m3_pack<>+22(SB)/1, $0x15
+DATA e4m3_pack<>+23(SB)/1, $0x55
+DATA e4m3_pack<>+24(SB)/1, $0x18
+DATA e4m3_pack<>+25(SB)/1, $0x58
+DATA e4m3_pack<>+26(SB)/1, $0x19
+DATA e4m3_pack<>+27(SB)/1, $0x59
+DATA e4m3_pack<>+28(SB)/1, $0x1c
+DATA e4m3_pack<>+29(SB)/1, $0x5c
+DATA e4m3_pack<>+30(SB)/1, $0x1d
+DATA e4m3_pack<>+31(SB)/1, $0x5d
+DATA e4m3_pack<>+32(SB)/1, $0x20
+DATA e4m3_pack<>+33(SB)/1, $0x60
+DATA e4m3_pack<>+34(SB)/1, $0x21
+DATA e4m3_pack<>+35(SB)/1, $0x61
+DATA e4m3_pack<>+36(SB)/1, $0x24
+DATA e4m3_pack<>+37(SB)/1, $0x64
+DATA e4m3_pack<>+38(SB)/1, $0x25
+DATA e4m3_pack<>+39(SB)/1, $0x65
+DATA e4m3_pack<>+40(SB)/1, $0x28
+DATA e4m3_pack<>+41(SB)/1, $0x68
+DATA e4m3_pack<>+42(SB)/1, $0x29
+DATA e4m3_pack<>+43(SB)/1, $0x69
+DATA e4m3_pack<>+44(SB)/1, $0x2c
+DATA e4m3_pack<>+45(SB)/1, $0x6c
+DATA e4m3_pack<>+46(SB)/1, $0x2d
+DATA e4m3_pack<>+47(SB)/1, $0x6d
+DATA e4m3_pack<>+48(SB)/1, $0x30
+DATA e4m3_pack<>+49(SB)/1, $0x70
+DATA e4m3_pack<>+50(SB)/1, $0x31
+DATA e4m3_pack<>+51(SB)/1, $0x71
+DATA e4m3_pack<>+52(SB)/1, $0x34
+DATA e4m3_pack<>+53(SB)/1, $0x74
+DATA e4m3_pack<>+54(SB)/1, $0x35
+DATA e4m3_pack<>+55(SB)/1, $0x75
+DATA e4m3_pack<>+56(SB)/1, $0x38
+DATA e4m3_pack<>+57(SB)/1, $0x78
+DATA e4m3_pack<>+58(SB)/1, $0x39
+DATA e4m3_pack<>+59(SB)/1, $0x79
+DATA e4m3_pack<>+60(SB)/1, $0x3c
+DATA e4m3_pack<>+61(SB)/1, $0x7c
+DATA e4m3_pack<>+62(SB)/1, $0x3d
+DATA e4m3_pack<>+63(SB)/1, $0x7d
+DATA e4m3_pack<>+64(SB)/1, $0x02
+DATA e4m3_pack<>+65(SB)/1, $0x42
+DATA e4m3_pack<>+66(SB)/1, $0x03
+DATA e4m3_pack<>+67(SB)/1, $0x43
+DATA e4m3_pack<>+68(SB)/1, $0x06
+DATA e4m3_pack<>+69(SB)/1, $0x46
+DATA e4m3_pack<>+70(SB)/1, $0x07
+DATA e4m3_pack<>+71(SB)/1, $0x47
+DATA e4m3_pack<>+72(SB)/1, $0x0a
+DATA e4m3_pack<>+73(SB)/1, $0x4a
+DATA e4m3_pack<>+74(SB)/1, $0x0b
+DATA e4m3_pack<>+75(SB)/1, $0x4b
+DATA e4m3_pack<>+76(SB)/1, $0x0e
+DATA e4m3_pack<>+77(SB)/1, $0x4e
+DATA e4m3_pack<>+78(SB)/1, $0x0f
+DATA e4m3_pack<>+79(SB)/1, $0x4f
+DATA e4m3_pack<>+80(SB)/1, $0x12
+DATA e4m3_pack<>+81(SB)/1, $0x52
+DATA e4m3_pack<>+82(SB)/1, $0x13
+DATA e4m3_pack<>+83(SB)/1, $0x53
+DATA e4m3_pack<>+84(SB)/1, $0x16
+DATA e4m3_pack<>+85(SB)/1, $0x56
+DATA e4m3_pack<>+86(SB)/1, $0x17
+DATA e4m3_pack<>+87(SB)/1, $0x57
+DATA e4m3_pack<>+88(SB)/1, $0x1a
+DATA e4m3_pack<>+89(SB)/1, $0x5a
+DATA e4m3_pack<>+90(SB)/1, $0x1b
+DATA e4m3_pack<>+91(SB)/1, $0x5b
+DATA e4m3_pack<>+92(SB)/1, $0x1e
+DATA e4m3_pack<>+93(SB)/1, $0x5e
+DATA e4m3_pack<>+94(SB)/1, $0x1f
+DATA e4m3_pack<>+95(SB)/1, $0x5f
+DATA e4m3_pack<>+96(SB)/1, $0x22
+DATA e4m3_pack<>+97(SB)/1, $0x62
+DATA e4m3_pack<>+98(SB)/1, $0x23
+DATA e4m3_pack<>+99(SB)/1, $0x63
+DATA e4m3_pack<>+100(SB)/1, $0x26
+DATA e4m3_pack<>+101(SB)/1, $0x66
+DATA e4m3_pack<>+102(SB)/1, $0x27
+DATA e4m3_pack<>+103(SB)/1, $0x67
+DATA e4m3_pack<>+104(SB)/1, $0x2a
+DATA e4m3_pack<>+105(SB)/1, $0x6a
+DATA e4m3_pack<>+106(SB)/1, $0x2b
+DATA e4m3_pack<>+107(SB)/1, $0x6b
+DATA e4m3_pack<>+108(SB)/1, $0x2e
+DATA e4m3_pack<>+109(SB)/1, $0x6e
+DATA e4m3_pack<>+110(SB)/1, $0x2f
+DATA e4m3_pack<>+111(SB)/1, $0x6f
+DATA e4m3_pack<>+112(SB)/1, $0x32
+DATA e4m3_pack<>+113(SB)/1, $0x72
+DATA e4m3_pack<>+114(SB)/1, $0x33
+DATA e4m3_pack<>+115(SB)/1, $0x73
+DATA e4m3_pack<>+116(SB)/1, $0x36
+DATA e4m3_pack<>+117(SB)/1, $0x76
+DATA e4m3_pack<>+118(SB)/1, $0x37
+DATA e4m3_pack<>+119(SB)/1, $0x77
+DATA e4m3_pack<>+120(SB)/1, $0x3a
+DATA e4m3_pack<>+121(SB)/1, $0x7a
+DATA e4m3_pack<>+122(SB)/1, $0x3b
+DATA e4m3_pack<>+123(SB)/1, $0x7b
+DATA e4m3_pack<>+124(SB)/1, $0x3e
+DATA e4m3_pack<>+125(SB)/1, $0x7e
+DATA e4m3_pack<>+126(SB)/1, $0x3f
+DATA e4m3_pack<>+127(SB)/1, $0x7f
+DATA e4m3_pack<>+128(SB)/1, $0x00
+DATA e4m3_pack<>+129(SB)/1, $0x00
+DATA e4m3_pack<>+130(SB)/1, $0x00
+DATA e4m3_pack<>+131(SB)/1, $0x40
+DATA e4m3_pack<>+132(SB)/1, $0x00
+DATA e4m3_pack<>+133(SB)/1, $0x00
+DATA e4m3_pack<>+134(SB)/1, $0x04
+DATA e4m3_pack<>+135(SB)/1, $0x44
+DATA e4m3_pack<>+136(SB)/1, $0x00
+DATA e4m3_pack<>+137(SB)/1, $0x00
+DATA e4m3_pack<>+138(SB)/1, $0x08
+DATA e4m3_pack<>+139(SB)/1, $0x48
+DATA e4m3_pack<>+140(SB)/1, $0x00
+DATA e4m3_pack<>+141(SB)/1, $0x00
+DATA e4m3_pack<>+142(SB)/1, $0x0c
+DATA e4m3_pack<>+143(SB)/1, $0x4c
+DATA e4m3_pack<>+144(SB)/1, $0x00
+DATA e4m3_pack<>+145(SB)/1, $0x00
+DATA e4m3_pack<>+146(SB)/1, $0x10
+DATA e4m3_pack<>+147(SB)/1, $0x50
+DATA e4m3_pack<>+148(SB)/1, $0x00
+DATA e4m3_pack<>+149(SB)/1, $0x00
+DATA e4m3_pack<>+150(SB)/1, $0x14
+DATA e4m3_pack<>+151(SB)/1, $0x54
+DATA e4m3_pack<>+152(SB)/1, $0x00
+DATA e4m3_pack<>+153(SB)/1, $0x00
+DATA e4m3_pack<>+154(SB)/1, $0x18
+DATA e4m3_pack<>+155(SB)/1, $0x58
+DATA e4m3_pack<>+156(SB)/1, $0x00
+DATA e4m3_pack<>+157(SB)/1, $0x00
+DATA e4m3_pack<>+158(SB)/1, $0x1c
+DATA e4m3_pack<>+159(SB)/1, $0x5c
+DATA e4m3_pack<>+160(SB)/1, $0x00
+DATA e4m3_pack<>+161(SB)/1, $0x00
+DATA e4m3_pack<>+162(SB)/1, $0x20
+DATA e4m3_pack<>+163(SB)/1, $0x60
+DATA e4m3_pack<>+164(SB)/1, $0x00
+DATA e4m3_pack<>+165(SB)/1, $0x00
+DATA e4m3_pack<>+166(SB)/1, $0x24
+DATA e4m3_pack<>+167(SB)/1, $0x64
+DATA e4m3_pack<>+168(SB)/1, $0x00
+DATA e4m3_pack<>+169(SB)/1, $0x00
+DATA e4m3_pack<>+170(SB)/1, $0x28
+DATA e4m3_pack<>+171(SB)/1, $0x68
+DATA e4m3_pack<>+172(SB)/1, $0x00
+DATA e4m3_pack<>+173(SB)/1, $0x00
+DATA e4m3_pack<>+174(SB)/1, $0x2c
+DATA e4m3_pack<>+175(SB)/1, $0x6c
+DATA e4m3_pack<>+176(SB)/1, $0x00
+DATA e4m3_pack<>+177(SB)/1, $0x00
+DATA e4m3_pack<>+178(SB)/1, $0x30
+DATA e4m3_pack<>+179(SB)/1, $0x70
+DATA e4m3_pack<>+180(SB)/1, $0x00
+DATA e4m3_pack<>+181(SB)/1, $0x00
+DATA e4m3_pack<>+182(SB)/1, $0x34
+DATA e4m3_pack<>+183(SB)/1, $0x74
+DATA e4m3_pack<>+184(SB)/1, $0x00
+DATA e4m3_pack<>+185(SB)/1, $0x00
+DATA e4m3_pack<>+186(SB)/1, $0x38
+DATA e4m3_pack<>+187(SB)/1, $0x78
+DATA e4m3_pack<>+188(SB)/1, $0x00
+DATA e4m3_pack<>+189(SB)/1, $0x00
+DATA e4m3_pack<>+190(SB)/1, $0x3c
+DATA e4m3_pack<>+191(SB)/1, $0x7c
+DATA e4m3_pack<>+192(SB)/1, $0x00
+DATA e4m3_pack<>+193(SB)/1, $0x00
+DATA e4m3_pack<>+194(SB)/1, $0x01
+DATA e4m3_pack<>+195(SB)/1, $0x41
+DATA e4m3_pack<>+196(SB)/1, $0x00
+DATA e4m3_pack<>+197(SB)/1, $0x00
+DATA e4m3_pack<>+198(SB)/1, $0x05
+DATA e4m3_pack<>+199(SB)/1, $0x45
+DATA e4m3_pack<>+200(SB)/1, $0x00
+DATA e4m3_pack<>+201(SB)/1, $0x00
+DATA e4m3_pack<>+202(SB)/1, $0x09
+DATA e4m3_pack<>+203(SB)/1, $0x49
+DATA e4m3_pack<>+204(SB)/1, $0x00
+DATA e4m3_pack<>+205(SB)/1, $0x00
+DATA e4m3_pack<>+206(SB)/1, $0x0d
+DATA e4m3_pack<>+207(SB)/1, $0x4d
+DATA e4m3_pack<>+208(SB)/1, $0x00
+DATA e4m3_pack<>+209(SB)/1, $0x00
+DATA e4m3_pack<>+210(SB)/1, $0x11
+DATA e4m3_pack<>+211(SB)/1, $0x51
+DATA e4m3_pack<>+212(SB)/1, $0x00
+DATA e4m3_pack<>+213(SB)/1, $0x00
+DATA e4m3_pack<>+214(SB)/1, $0x15
+DATA e4m3_pack<>+215(SB)/1, $0x55
+DATA e4m3_pack<>+216(SB)/1, $0x00
+DATA e4m3_pack<>+217(SB)/1, $0x00
+DATA e4m3_pack<>+218(SB)/1, $0x19
+DATA e4m3_pack<>+219(SB)/1, $0x59
+DATA e4m3_pack<>+220(SB)/1, $0x00
+DATA e4m3_pack<>+221(SB)/1, $0x00
+DATA e4m3_pack<>+222(SB)/1, $0x1d
+DATA e4m3_pack<>+223(SB)/1, $0x5d
+DATA e4m3_pack<>+224(SB)/1, $0x00
+DATA e4m3_pack<>+225(SB)/1, $0x00
+DATA e4m3_pack<>+226(SB)/1, $0x21
+DATA e4m3_pack<>+227(SB)/1, $0x61
+DATA e4m3_pack<>+228(SB)/1, $0x00
+DATA e4m3_pack<>+229(SB)/1, $0x00
+DATA e4m3_pack<>+230(SB)/1, $0x25
+DATA e4m3_pack<>+231(SB)/1, $0x65
+DATA e4m3_pack<>+232(SB)/1, $0x00
+DATA e4m3_pack<>+233(SB)/1, $0x00
+DATA e4m3_pack<>+234(SB)/1, $0x29
+DATA e4m3_pack<>+235(SB)/1, $0x69
+DATA e4m3_pack<>+236(SB)/1, $0x00
+DATA e4m3_pack<>+237(SB)/1, $0x00
+DATA e4m3_pack<>+238(SB)/1, $0x2d
+DATA e4m3_pack<>+239(SB)/1, $0x6d
+DATA e4m3_pack<>+240(SB)/1, $0x00
+DATA e4m3_pack<>+241(SB)/1, $0x00
+DATA e4m3_pack<>+242(SB)/1, $0x31
+DATA e4m3_pack<>+243(SB)/1, $0x71
+DATA e4m3_pack<>+244(SB)/1, $0x00
+DATA e4m3_pack<>+245(SB)/1, $0x00
+DATA e4m3_pack<>+246(SB)/1, $0x35
+DATA e4m3_pack<>+247(SB)/1, $0x75
+DATA e4m3_pack<>+248(SB)/1, $0x00
+DATA e4m3_pack<>+249(SB)/1, $0x00
+DATA e4m3_pack<>+250(SB)/1, $0x39
+DATA e4m3_pack<>+251(SB)/1, $0x79
+DATA e4m3_pack<>+252(SB)/1, $0x00
+DATA e4m3_pack<>+253(SB)/1, $0x00
+DATA e4m3_pack<>+254(SB)/1, $0x3d
+DATA e4m3_pack<>+255(SB)/1, $0x7d
+DATA e4m3_pack<>+256(SB)/1, $0x00
+DATA e4m3_pack<>+257(SB)/1, $0x00
+DATA e4m3_pack<>+258(SB)/1, $0x02
+DATA e4m3_pack<>+259(SB)/1, $0x42
+DATA e4m3_pack<>+260(SB)/1, $0x00
+DATA e4m3_pack<>+261(SB)/1, $0x00
+DATA e4m3_pack<>+262(SB)/1, $0x06
+DATA e4m3_pack<>+263(SB)/1, $0x46
+DATA e4m3_pack<>+264(SB)/1, $0x00
+DATA e4m3_pack<>+265(SB)/1, $0x00
+DATA e4m3_pack<>+266(SB)/1, $0x0a
+DATA e4m3_pack<>+267(SB)/1, $0x4a
+DATA e4m3_pack<>+268(SB)/1, $0x00
+DATA e4m3_pack<>+269(SB)/1, $0x00
+DATA e4m3_pack<>+270(SB)/1, $0x0e
+DATA e4m3_pack<>+271(SB)/1, $0x4e
+DATA e4m3_pack<>+272(SB)/1, $0x00
+DATA e4m3_pack<>+273(SB)/1, $0x00
+DATA e4m3_pack<>+274(SB)/1, $0x12
+DATA e4m3_pack<>+275(SB)/1, $0x52
+DATA e4m3_pack<>+276(SB)/1, $0x00
+DATA e4m3_pack<>+277(SB)/1, $0x00
+DATA e4m3_pack<>+278(SB)/1, $0x16
+DATA e4m3_pack<>+279(SB)/1, $0x56
+DATA e4m3_pack<>+280(SB)/1, $0x00
+DATA e4m3_pack<>+281(SB)/1, $0x00
+DATA e4m3_pack<>+282(SB)/1, $0x1a
+DATA e4m3_pack<>+283(SB)/1, $0x5a
+DATA e4m3_pack<>+284(SB)/1, $0x00
+DATA e4m3_pack<>+285(SB)/1, $0x00
+DATA e4m3_pack<>+286(SB)/1, $0x1e
+DATA e4m3_pack<>+287(SB)/1, $0x5e
+DATA e4m3_pack<>+288(SB)/1, $0x00
+DATA e4m3_pack<>+289(SB)/1, $0x00
+DATA e4m3_pack<>+290(SB)/1, $0x22
+DATA e4m3_pack<>+291(SB)/1, $0x62
+DATA e4m3_pack<>+292(SB)/1, $0x00
+DATA e4m3_pack<>+293(SB)/1, $0x00
+DATA e4m3_pack<>+294(SB)/1, $0x26
+DATA e4m3_pack<>+295(SB)/1, $0x66
+DATA e4m3_pack<>+296(SB)/1, $0x00
+DATA e4m3_pack<>+297(SB)/1, $0x00
+DATA e4m3_pack<>+298(SB)/1, $0x2a
+DATA e4m3_pack<>+299(SB)/1, $0x6a
+DATA e4m3_pack<>+300(SB)/1, $0x00
+DATA e4m3_pack<>+301(SB)/1, $0x00
+DATA e4m3_pack<>+302(SB)/1, $0x2e
+DATA e4m3_pack<>+303(SB)/1, $0x6e
+DATA e4m3_pack<>+304(SB)/1, $0x00
+DATA e4m3_pack<>+305(SB)/1, $0x00
+DATA e4m3_pack<>+306(SB)/1, $0x32
+DATA e4m3_pack<>+307(SB)/1, $0x72
+DATA e4m3_pack<>+308(SB)/1, $0x00
+DATA e4m3_pack<>+309(SB)/1, $0x00
+DATA e4m3_pack<>+310(SB)/1, $0x36
+DATA e4m3_pack<>+311(SB)/1, $0x76
+DATA e4m3_pack<>+312(SB)/1, $0x00
+DATA e4m3_pack<>+313(SB)/1, $0x00
+DATA e4m3_pack<>+314(SB)/1, $0x3a
+DATA e4m3_pack<>+315(SB)/1, $0x7a
+DATA e4m3_pack<>+316(SB)/1, $0x00
+DATA e4m3_pack<>+317(SB)/1, $0x00
+DATA e4m3_pack<>+318(SB)/1, $0x3e
+DATA e4m3_pack<>+319(SB)/1, $0x7e
+DATA e4m3_pack<>+320(SB)/1, $0x00
+DATA e4m3_pack<>+321(SB)/1, $0x00
+DATA e4m3_pack<>+322(SB)/1, $0x03
+DATA e4m3_pack<>+323(SB)/1, $0x43
+DATA e4m3_pack<>+324(SB)/1, $0x00
+DATA e4m3_pack<>+325(SB)/1, $0x00
+DATA e4m3_pack<>+326(SB)/1, $0x07
+DATA e4m3_pack<>+327(SB)/1, $0x47
+DATA e4m3_pack<>+328(SB)/1, $0x00
+DATA e4m3_pack<>+329(SB)/1, $0x00
+DATA e4m3_pack<>+330(SB)/1, $0x0b
+DATA e4m3_pack<>+331(SB)/1, $0x4b
+DATA e4m3_pack<>+332(SB)/1, $0x00
+DATA e4m3_pack<>+333(SB)/1, $0x00
+DATA e4m3_pack<>+334(SB)/1, $0x0f
+DATA e4m3_pack<>+335(SB)/1, $0x4f
+DATA e4m3_pack<>+336(SB)/1, $0x00
+DATA e4m3_pack<>+337(SB)/1, $0x00
+DATA e4m3_pack<>+338(SB)/1, $0x13
+DATA e4m3_pack<>+339(SB)/1, $0x53
+DATA e4m3_pack<>+340(SB)/1, $0x00
+DATA e4m3_pack<>+341(SB)/1, $0x00
+DATA e4m3_pack<>+342(SB)/1, $0x17
+DATA e4m3_pack<>+343(SB)/1, $0x57
+DATA e4m3_pack<>+344(SB)/1, $0x00
+DATA e4m3_pack<>+345(SB)/1, $0x00
+DATA e4m3_pack<>+346(SB)/1, $0x1b
+DATA e4m3_pack<>+347(SB)/1, $0x5b
+DATA e4m3_pack<>+348(SB)/1, $0x00
+DATA e4m3_pack<>+349(SB)/1, $0x00
+DATA e4m3_pack<>+350(SB)/1, $0x1f
+DATA e4m3_pack<>+351(SB)/1, $0x5f
+DATA e4m3_pack<>+352(SB)/1, $0x00
+DATA e4m3_pack<>+353(SB)/1, $0x00
+DATA e4m3_pack<>+354(SB)/1, $0x23
+DATA e4m3_pack<>+355(SB)/1, $0x63
+DATA e4m3_pack<>+356(SB)/1, $0x00
+DATA e4m3_pack<>+357(SB)/1, $0x00
+DATA e4m3_pack<>+358(SB)/1, $0x27
+DATA e4m3_pack<>+359(SB)/1, $0x67
+DATA e4m3_pack<>+360(SB)/1, $0x00
+DATA e4m3_pack<>+361(SB)/1, $0x00
+DATA e4m3_pack<>+362(SB)/1, $0x2b
+DATA e4m3_pack<>+363(SB)/1, $0x6b
+DATA e4m3_pack<>+364(SB)/1, $0x00
+DATA e4m3_pack<>+365(SB)/1, $0x00
+DATA e4m3_pack<>+366(SB)/1, $0x2f
+DATA e4m3_pack<>+367(SB)/1, $0x6f
+DATA e4m3_pack<>+368(SB)/1, $0x00
+DATA e4m3_pack<>+369(SB)/1, $0x00
+DATA e4m3_pack<>+370(SB)/1, $0x33
+DATA e4m3_pack<>+371(SB)/1, $0x73
+DATA e4m3_pack<>+372(SB)/1, $0x00
+DATA e4m3_pack<>+373(SB)/1, $0x00
+DATA e4m3_pack<>+374(SB)/1, $0x37
+DATA e4m3_pack<>+375(SB)/1, $0x77
+DATA e4m3_pack<>+376(SB)/1, $0x00
+DATA e4m3_pack<>+377(SB)/1, $0x00
+DATA e4m3_pack<>+378(SB)/1, $0x3b
+DATA e4m3_pack<>+379(SB)/1, $0x7b
+DATA e4m3_pack<>+380(SB)/1, $0x00
+DATA e4m3_pack<>+381(SB)/1, $0x00
+DATA e4m3_pack<>+382(SB)/1, $0x3f
+DATA e4m3_pack<>+383(SB)/1, $0x7f
+DATA e4m3_pack<>+384(SB)/4, $0x00000000
+DATA e4m3_pack<>+388(SB)/4, $0x00000001
+DATA e4m3_pack<>+392(SB)/4, $0x00000002
+DATA e4m3_pack<>+396(SB)/4, $0x00000003
+DATA e4m3_pack<>+400(SB)/4, $0x00000004
+DATA e4m3_pack<>+404(SB)/4, $0x00000005
+DATA e4m3_pack<>+408(SB)/4, $0x00000006
+DATA e4m3_pack<>+412(SB)/4, $0x00000007
+DATA e4m3_pack<>+416(SB)/4, $0x00000008
+DATA e4m3_pack<>+420(SB)/4, $0x00000009
+DATA e4m3_pack<>+424(SB)/4, $0x0000000a
+DATA e4m3_pack<>+428(SB)/4, $0x0000000b
+DATA e4m3_pack<>+432(SB)/4, $0x0000000c
+DATA e4m3_pack<>+436(SB)/4, $0x0000000d
+DATA e4m3_pack<>+440(SB)/4, $0x0000000e
+DATA e4m3_pack<>+444(SB)/4, $0x0000000f
+GLOBL e4m3_pack<>(SB), RODATA|NOPTR, $448
+
+// func packPairsAVX512(dst *uint32, ldd int, codes *byte, ldw int, rows int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2
+TEXT ·packPairsAVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), AX
+	MOVQ         ldd+8(FP), CX
+	MOVQ         codes+16(FP), DX
+	MOVQ         ldw+24(FP), BX
+	MOVQ         rows+32(FP), SI
+	SHLQ         $0x02, CX
+	VMOVDQU64    e4m3_bf16_lo<>+0(SB), Z0
+	VMOVDQU64    e4m3_bf16_lo<>+64(SB), Z1
+	VMOVDQU64    e4m3_bf16_hi<>+0(SB), Z2
+	VMOVDQU64    e4m3_bf16_hi<>+64(SB), Z3
+	VMOVDQU64    e4m3_perm<>+0(SB), Z4
+	VPBROADCASTD e4m3_sign<>+0(SB), Z4
+	VPXORD       Z5, Z5, Z5
+	MOVQ         $0x0000ffff, DI
+	BZHIQ        SI, DI, SI
+	KMOVW        SI, K1
+	MOVQ         $0xcccccccccccccccc, SI
+	KMOVQ        SI, K2
+	VPBROADCASTD BX, Z5
+	VPMULLD      e4m3_pack<>+384(SB), Z5, Z5
+	LEAQ         (CX)(CX*2), BX
+	MOVQ         $0x00000020, BX
+
+packPairsAVX512_loop:
+	VPXORD     Z6, Z6, Z6
+	KMOVW      K1, K3
+	VPGATHERDD (DX)(Z5*1), K3, Z6
+	VMOVDQA64  Z0, Z7
+	VPERMT2B   Z1, Z6, Z7
+	VMOVDQA64  Z2, Z8
+	VPERMT2B   Z3, Z6, Z8
+	VPTERNLOGD $0xf8, Z4, Z6, Z8
+	VMOVDQU64  e4m3_pack<>+0(SB), Z9
+	VPERMI2B   Z8, Z7, Z9
+	VMOVDQU32  Z9, K1, (AX)
+	VMOVDQU64  e4m3_pack<>+64(SB), Z9
+	VPERMI2B   Z8, Z7, Z9
+	VMOVDQU32  Z9, K1, (AX)(CX*1)
+	LEAQ       (AX)(CX*2), AX
+	ADDQ       $0x00000004, DX
+	DECQ       BX
+	JNZ        packPairsAVX512_loop
+	VZEROUPPER
+	RET
+
+// func packF32AVX512(dst *float32, ldd int, codes *byte, ldw int, rows int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, BMI2
+TEXT ·packF32AVX512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), AX
+	MOVQ         ldd+8(FP), CX
+	MOVQ         codes+16(FP), DX
+	MOVQ         ldw+24(FP), BX
+	MOVQ         rows+32(FP), SI
+	SHLQ         $0x02, CX
+	VMOVDQU64    e4m3_bf16_lo<>+0(SB), Z0
+	VMOVDQU64    e4m3_bf16_lo<>+64(SB), Z1
+	VMOVDQU64    e4m3_bf16_hi<>+0(SB), Z2
+	VMOVDQU64    e4m3_bf16_hi<>+64(SB), Z3
+	VMOVDQU64    e4m3_perm<>+0(SB), Z4
+	VPBROADCASTD e4m3_sign<>+0(SB), Z4
+	VPXORD       Z5, Z5, Z5
+	MOVQ         $0x0000ffff, DI
+	BZHIQ        SI, DI, SI
+	KMOVW        SI, K1
+	MOVQ         $0xcccccccccccccccc, SI
+	KMOVQ        SI, K2
+	VPBROADCASTD BX, Z5
+	VPMULLD      e4m3_pack<>+384(SB), Z5, Z5
+	LEAQ         (CX)(CX*2), BX
+	MOVQ         $0x00000020, SI
+
+packF32AVX512_loop:
+	VPXORD     Z6, Z6, Z6
+	KMOVW      K1, K3
+	VPGATHERDD (DX)(Z5*1), K3, Z6
+	VMOVDQA64  Z0, Z7
+	VPERMT2B   Z1, Z6, Z7
+	VMOVDQA64  Z2, Z8
+	VPERMT2B   Z3, Z6, Z8
+	VPTERNLOGD $0xf8, Z4, Z6, Z8
+	VMOVDQU64  e4m3_pack<>+128(SB), Z9
+	VPERMI2B.Z Z8, Z7, K2, Z9
+	VMOVDQU32  Z9, K1, (AX)
+	VMOVDQU64  e4m3_pack<>+192(SB), Z9
+	VPERMI2B.Z Z8, Z7, K2, Z9
+	VMOVDQU32  Z9, K1, (AX)(CX*1)
+	VMOVDQU64  e4m3_pack<>+256(SB), Z9
+	VPERMI2B.Z Z8, Z7, K2, Z9
+	VMOVDQU32  Z9, K1, (AX)(CX*2)
+	VMOVDQU64  e4m3_pack<>+320(SB), Z9
+	VPERMI2B.Z Z8, Z7, K2, Z9
+	VMOVDQU32  Z9, K1, (AX)(BX*1)
+	LEAQ       (AX)(CX*4), AX
+	ADDQ       $0x00000004, DX
+	DECQ       SI
+	JNZ        packF32AVX512_loop
+	VZEROUPPER
+	RET
+
 // func gemvAVX512M1(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, MMX+
 TEXT ·gemvAVX512M1(SB), NOSPLIT, $0-64

@@ -131,8 +131,14 @@ func (s *Set) gemmFMA(m, n, k int, af []float32, lda int, aq *Q, b *Q, c []float
 						}
 						sq[i] = 1
 					} else {
-						for kk, cd := range aq.Codes[r*aq.Stride+k0 : r*aq.Stride+k1] {
-							dst[kk*mr+i] = E4M3Table[cd]
+						if k1-k0 == Block && mr <= 16 {
+							if i == 0 { // the whole tile at once
+								s.PackF32(dst, mr, aq.Codes[r*aq.Stride+k0:], aq.Stride, min(mr, m-r))
+							}
+						} else {
+							for kk, cd := range aq.Codes[r*aq.Stride+k0 : r*aq.Stride+k1] {
+								dst[kk*mr+i] = E4M3Table[cd]
+							}
 						}
 						sq[i] = aq.scale(r, q)
 					}
@@ -160,7 +166,8 @@ func (s *Set) gemmFMA(m, n, k int, af []float32, lda int, aq *Q, b *Q, c []float
 					off := (sub*kcb + q - q0)
 					dst := bp[off*Block*nr : (off+1)*Block*nr]
 					sq := sb[off*nr : (off+1)*nr]
-					if k1-k0 < Block || n0+(sub+1)*nr > n1 {
+					full := k1-k0 == Block && n0+(sub+1)*nr <= n1 && nr%16 == 0
+					if !full {
 						clear(dst)
 					}
 					for j := 0; j < nr; j++ {
@@ -169,8 +176,13 @@ func (s *Set) gemmFMA(m, n, k int, af []float32, lda int, aq *Q, b *Q, c []float
 							sq[j] = 0
 							continue
 						}
-						for kk, cd := range b.Codes[r*b.Stride+k0 : r*b.Stride+k1] {
-							dst[kk*nr+j] = E4M3Table[cd]
+						switch {
+						case !full:
+							for kk, cd := range b.Codes[r*b.Stride+k0 : r*b.Stride+k1] {
+								dst[kk*nr+j] = E4M3Table[cd]
+							}
+						case j%16 == 0:
+							s.PackF32(dst[j:], nr, b.Codes[r*b.Stride+k0:], b.Stride, 16)
 						}
 						sq[j] = b.scale(r, q)
 					}

@@ -51,14 +51,24 @@ func (s *Set) gemmBF16(m, n, k int, aq *Q, b *Q, c []float32, ldc int, workers i
 				k0, k1 := q*Block, min(k, (q+1)*Block)
 				dst := ap[(t*kbs+q)*half*mr : (t*kbs+q+1)*half*mr]
 				sq := sa[(t*kbs+q)*mr : (t*kbs+q+1)*mr]
+				full := k1-k0 == Block && mr <= 16
+				if full && t*mr+mr > m {
+					clear(dst) // padding rows
+				}
 				for i := 0; i < mr; i++ {
 					r := t*mr + i
 					if r >= m {
-						packPairs(dst[i:], mr, nil)
+						if !full {
+							packPairs(dst[i:], mr, nil)
+						}
 						sq[i] = 0
 						continue
 					}
-					packPairs(dst[i:], mr, aq.Codes[r*aq.Stride+k0:r*aq.Stride+k1])
+					if !full {
+						packPairs(dst[i:], mr, aq.Codes[r*aq.Stride+k0:r*aq.Stride+k1])
+					} else if i == 0 {
+						s.PackPairs(dst, mr, aq.Codes[r*aq.Stride+k0:], aq.Stride, min(mr, m-r))
+					}
 					sq[i] = aq.scale(r, q)
 				}
 			}
@@ -84,6 +94,7 @@ func (s *Set) gemmBF16(m, n, k int, aq *Q, b *Q, c []float32, ldc int, workers i
 					off := sub*kcb + q - q0
 					dst := bp[off*half*nr : (off+1)*half*nr]
 					sq := sb[off*nr : (off+1)*nr]
+					full := k1-k0 == Block && n0+(sub+1)*nr <= n1 && nr%16 == 0
 					for j := 0; j < nr; j++ {
 						r := n0 + sub*nr + j
 						if r >= n1 {
@@ -91,7 +102,12 @@ func (s *Set) gemmBF16(m, n, k int, aq *Q, b *Q, c []float32, ldc int, workers i
 							sq[j] = 0
 							continue
 						}
-						packPairs(dst[j:], nr, b.Codes[r*b.Stride+k0:r*b.Stride+k1])
+						switch {
+						case !full:
+							packPairs(dst[j:], nr, b.Codes[r*b.Stride+k0:r*b.Stride+k1])
+						case j%16 == 0:
+							s.PackPairs(dst[j:], nr, b.Codes[r*b.Stride+k0:], b.Stride, 16)
+						}
 						sq[j] = b.scale(r, q)
 					}
 				}

@@ -8,8 +8,24 @@ var GoSet = &Set{
 	EncodeScaled: encodeScaledGo,
 	Amax:         amax,
 	MR:           4, NR: 16,
-	FMA:  fmaGo,
-	Gemv: gemvGo,
+	FMA:       fmaGo,
+	Gemv:      gemvGo,
+	PackF32:   packF32Go,
+	PackPairs: packPairsGo,
+}
+
+func packF32Go(dst []float32, ldd int, codes []byte, ldw, rows int) {
+	for j := 0; j < rows; j++ {
+		for k, c := range codes[j*ldw : j*ldw+Block] {
+			dst[k*ldd+j] = E4M3Table[c]
+		}
+	}
+}
+
+func packPairsGo(dst []uint32, ldd int, codes []byte, ldw, rows int) {
+	for j := 0; j < rows; j++ {
+		packPairs(dst[j:], ldd, codes[j*ldw:j*ldw+Block])
+	}
 }
 
 func decodeGo(dst []float32, src []byte) {

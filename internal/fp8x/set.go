@@ -22,6 +22,13 @@ type Set struct {
 	MR, NR int
 	FMA    func(kb int, a, b, sa, sb, c []float32, ldc int)
 
+	// PackF32 writes the 128 codes at codes[j*ldw:] (one full K-block of
+	// row j < rows <= 16) as float32 values to dst[k*ldd+j]; PackPairs
+	// writes them as bfloat16 pairs to dst[p*ldd+j] (k = 2p in the low
+	// half). Lanes j >= rows are left as they are.
+	PackF32   func(dst []float32, ldd int, codes []byte, ldw, rows int)
+	PackPairs func(dst []uint32, ldd int, codes []byte, ldw, rows int)
+
 	// BMR×BNR is the tile of BF16, the same product on panels of bfloat16
 	// pairs (a [kb][64][BMR], b [kb][64][BNR] uint32 words, each holding
 	// the values at k = 2p (low half) and 2p+1 (high half)). Nil when the

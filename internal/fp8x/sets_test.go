@@ -312,3 +312,39 @@ func TestAmaxSets(t *testing.T) {
 		}
 	}
 }
+
+func TestPackSets(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	const ldw = 300
+	codes := make([]byte, 16*ldw)
+	for i := range codes {
+		codes[i] = byte(r.Uint32()) // every code, NaN included
+	}
+	for _, s := range others(t) {
+		for _, ldd := range []int{12, 16, 32, 37} {
+			for rows := 1; rows <= 16 && rows <= ldd; rows++ {
+				gotF := randSlice(r, Block*ldd, false)
+				wantF := append([]float32(nil), gotF...)
+				s.PackF32(gotF, ldd, codes[3:], ldw, rows)
+				packF32Go(wantF, ldd, codes[3:], ldw, rows)
+				for i := range wantF {
+					if !sameBits(gotF[i], wantF[i]) {
+						t.Fatalf("%s PackF32 ldd=%d rows=%d: [%d] = %v, want %v", s.Name, ldd, rows, i, gotF[i], wantF[i])
+					}
+				}
+				gotP := make([]uint32, Block/2*ldd)
+				for i := range gotP {
+					gotP[i] = r.Uint32()
+				}
+				wantP := append([]uint32(nil), gotP...)
+				s.PackPairs(gotP, ldd, codes[5:], ldw, rows)
+				packPairsGo(wantP, ldd, codes[5:], ldw, rows)
+				for i := range wantP {
+					if gotP[i] != wantP[i] {
+						t.Fatalf("%s PackPairs ldd=%d rows=%d: [%d] = %#08x, want %#08x", s.Name, ldd, rows, i, gotP[i], wantP[i])
+					}
+				}
+			}
+		}
+	}
+}

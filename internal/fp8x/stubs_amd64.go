@@ -34,6 +34,16 @@ func encodeAVX512(dst *byte, src *float32, n int, s float32)
 //go:noescape
 func amaxAVX512(src *float32, n int) uint32
 
+// packPairsAVX512 writes the 128 codes at codes + j*ldw, j < rows <= 16, as bfloat16 pairs (k = 2p low, 2p+1 high) at dst[p*ldd+j].
+//
+//go:noescape
+func packPairsAVX512(dst *uint32, ldd int, codes *byte, ldw int, rows int)
+
+// packF32AVX512 writes the 128 codes at codes + j*ldw, j < rows <= 16, as float32 values at dst[k*ldd+j].
+//
+//go:noescape
+func packF32AVX512(dst *float32, ldd int, codes *byte, ldw int, rows int)
+
 // gemvAVX512M1 adds Σ_kb f[kb*1+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*1+i] for i < 1 and r < rows.
 //
 //go:noescape

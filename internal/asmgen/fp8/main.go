@@ -24,6 +24,12 @@
 //     |x/s|·2^9 for the subnormal range; amaxAVX512: the largest |x| as
 //     bits (an integer maximum of the sign-cleared patterns, so that NaN
 //     wins).
+//   - packPairsAVX512 / packF32AVX512: one 128-code K-block of up to 16
+//     weight (or activation) rows into a packed panel, bfloat16 pairs
+//     [64][ldd] or float32 [128][ldd]: VPGATHERDD fetches 4 codes of each
+//     row, the two table lookups decode them, and VPERMI2B (with zeroing
+//     for float32) places the bytes, so the panel comes out transposed
+//     without a scalar loop.
 //   - gemvAVX512M1..M8: weight rows of codes against m <= 8 float32 rows,
 //     decoding in registers as decodeAVX512 does; each row's float32 dot
 //     products are added to y.
@@ -50,6 +56,9 @@ func main() {
 	bf16Kernel()
 	encode()
 	amax()
+	packConsts()
+	pack(true)
+	pack(false)
 	for m := 1; m <= 8; m++ {
 		gemv(m)
 	}
@@ -590,3 +599,110 @@ func amax() {
 	VZEROUPPER()
 	RET()
 }
+
+var packIdx Mem
+
+// packConsts emits the byte-placement indices of the pack kernels. Within
+// each dword d of the gathered vector (4 codes of row d), L and H hold the
+// low and high bytes of the codes' bfloat16 patterns; VPERMI2B picks
+// bytes from L (index < 64) and H (index >= 64).
+func packConsts() {
+	packIdx = GLOBL("e4m3_pack", RODATA|NOPTR)
+	off := 0
+	put := func(f func(d, b int) int) {
+		for d := 0; d < 16; d++ {
+			for b := 0; b < 4; b++ {
+				DATA(off+4*d+b, U8(f(d, b)))
+			}
+		}
+		off += 64
+	}
+	// Pairs: P0 = [L0 H0 L1 H1], P1 = [L2 H2 L3 H3] per dword.
+	put(func(d, b int) int { return 4*d + b/2 + 64*(b%2) })
+	put(func(d, b int) int { return 4*d + 2 + b/2 + 64*(b%2) })
+	// Float32: F_c = [0 0 L_c H_c] (bytes 0, 1 zeroed by the mask).
+	for c := 0; c < 4; c++ {
+		put(func(d, b int) int {
+			if b < 2 {
+				return 0
+			}
+			return 4*d + c + 64*(b-2)
+		})
+	}
+	for j := 0; j < 16; j++ { // iota, for the gather offsets
+		DATA(off+4*j, U32(j))
+	}
+}
+
+// pack emits packPairsAVX512 (pairs) or packF32AVX512.
+func pack(pairs bool) {
+	name, sig, what := "packF32AVX512", "func(dst *float32, ldd int, codes *byte, ldw int, rows int)", "float32 values at dst[k*ldd+j]"
+	if pairs {
+		name, sig, what = "packPairsAVX512", "func(dst *uint32, ldd int, codes *byte, ldw int, rows int)", "bfloat16 pairs (k = 2p low, 2p+1 high) at dst[p*ldd+j]"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s writes the 128 codes at codes + j*ldw, j < rows <= 16, as %s.", name, what))
+	dst := Load(Param("dst"), GP64())
+	ldd := Load(Param("ldd"), GP64())
+	codes := Load(Param("codes"), GP64())
+	ldw, rows := GP64(), GP64()
+	Load(Param("ldw"), ldw)
+	Load(Param("rows"), rows)
+	SHLQ(U8(2), ldd)
+	d := newDecoder()
+	// K1: the rows' lanes; K2: bytes 2 and 3 of every dword.
+	all, mk := GP64(), GP64()
+	MOVQ(U32(0xFFFF), all)
+	BZHIQ(rows, all, mk)
+	KMOVW(mk.As32(), K1)
+	cc := GP64()
+	MOVQ(U64(0xCCCCCCCCCCCCCCCC), cc)
+	KMOVQ(cc, K2)
+	// Gather offsets j*ldw.
+	idx := ZMM()
+	VPBROADCASTD(ldw.As32(), idx)
+	VPMULLD(packIdx.Offset(6*64), idx, idx)
+	ldd3 := GP64()
+	LEAQ(Mem{Base: ldd, Index: ldd, Scale: 2}, ldd3)
+	t := GP64()
+	MOVQ(U32(Block4), t)
+	Label(name + "_loop")
+	g := ZMM()
+	VPXORD(g, g, g)
+	KMOVW(K1, K3) // the gather clears its mask
+	VPGATHERDD(Mem{Base: codes, Index: idx, Scale: 1}, K3, g)
+	l, h := ZMM(), ZMM()
+	VMOVDQA64(d.lo0, l)
+	VPERMT2B(d.lo1, g, l)
+	VMOVDQA64(d.hi0, h)
+	VPERMT2B(d.hi1, g, h)
+	VPTERNLOGD(U8(0xF8), d.sign, g, h) // h |= g & 0x80
+	if pairs {
+		p0, p1 := ZMM(), ZMM()
+		VMOVDQU64(packIdx, p0)
+		VPERMI2B(h, l, p0)
+		VMOVDQU32(p0, K1, Mem{Base: dst})
+		VMOVDQU64(packIdx.Offset(64), p1)
+		VPERMI2B(h, l, p1)
+		VMOVDQU32(p1, K1, Mem{Base: dst, Index: ldd, Scale: 1})
+		LEAQ(Mem{Base: dst, Index: ldd, Scale: 2}, dst)
+	} else {
+		for c := 0; c < 4; c++ {
+			f := ZMM()
+			VMOVDQU64(packIdx.Offset(64*(2+c)), f)
+			VPERMI2B_Z(h, l, K2, f)
+			addr := []Mem{{Base: dst}, {Base: dst, Index: ldd, Scale: 1}, {Base: dst, Index: ldd, Scale: 2}, {Base: dst, Index: ldd3, Scale: 1}}[c]
+			VMOVDQU32(f, K1, addr)
+		}
+		LEAQ(Mem{Base: dst, Index: ldd, Scale: 4}, dst)
+	}
+	ADDQ(U32(4), codes)
+	DECQ(t)
+	JNZ(LabelRef(name + "_loop"))
+	VZEROUPPER()
+	RET()
+}
+
+// Block4 is the number of 4-code groups in a K-block.
+const Block4 = 128 / 4
