@@ -13,7 +13,8 @@ import (
 
 // The benchmark shape: DeepSeek-V3's hidden size and routing (256 experts,
 // top-8) on 4 ranks in 2 nodes of 2. DSV3_A2A_TOKENS sets the tokens per
-// rank (default 4096).
+// rank (default 1024; the full DeepSeek-V3 shape, 4096, needs about 14 GB
+// in process).
 const (
 	benchWidth   = 7168
 	benchExperts = 256
@@ -26,7 +27,7 @@ func benchTokens() int {
 	if v, err := strconv.Atoi(os.Getenv("DSV3_A2A_TOKENS")); err == nil && v > 0 {
 		return v
 	}
-	return 4096
+	return 1024
 }
 
 // benchInput is rank r's tokens: T rows of benchWidth values, each token

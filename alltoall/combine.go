@@ -67,7 +67,7 @@ func (d *Dispatcher) combineFlat(b *Batch, y []float32, cols int) (dsv3.Matrix, 
 	c, l := d.comm, d.layout
 	R := c.Size()
 	nOut := p.sendOff[R]
-	recv := make([]float32, nOut*cols)
+	recv := d.scratchF32(sBack, nOut*cols)
 	if err := alltoallRows(c, bytesOfF32(y), p.recvCnt, bytesOfF32(recv), p.sendCnt, 4*cols); err != nil {
 		return dsv3.Matrix{}, err
 	}

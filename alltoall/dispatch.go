@@ -106,7 +106,9 @@ func (t Traffic) Intra() int64 { return t.DispatchIntra + t.CombineIntra }
 // experts, Combine brings the results back and sums them, and Dispatch
 // does both around the experts as a moe.Dispatcher. Every rank of the
 // communicator must make the same sequence of calls. A Dispatcher is used
-// by one goroutine at a time.
+// by one goroutine at a time. It keeps its transient buffers (the packed
+// rows it sends, about rows × row size) between calls; Close releases
+// them.
 type Dispatcher struct {
 	comm    Comm
 	layout  Layout
@@ -114,6 +116,40 @@ type Dispatcher struct {
 	col     Comm // two-hop: the ranks with this rank's local index, one per node (rank = node)
 	node    Comm // two-hop: the ranks of this rank's node (rank = local index)
 	traffic Traffic
+	scratch [nScratch][]uint64 // transient buffers, kept between calls
+}
+
+// Scratch buffers: each holds data only during one call.
+const (
+	sSend = iota
+	sHop1
+	sFwd
+	sStaging
+	sPartial
+	sBack
+	sRet
+	nScratch
+)
+
+// scratchBytes returns n bytes of scratch buffer i (8-byte aligned, not
+// zeroed).
+func (d *Dispatcher) scratchBytes(i, n int) []byte {
+	if w := (n + 7) / 8; cap(d.scratch[i]) < w {
+		d.scratch[i] = nil
+		d.scratch[i] = make([]uint64, w)
+	}
+	if n == 0 {
+		return []byte{}
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(d.scratch[i]))), n)
+}
+
+// scratchF32 returns n float32 values of scratch buffer i (not zeroed).
+func (d *Dispatcher) scratchF32(i, n int) []float32 {
+	if n == 0 {
+		return []float32{}
+	}
+	return f32View(d.scratchBytes(i, 4*n))
 }
 
 // NewDispatcher returns rank c.Rank()'s dispatcher. It is collective: the
@@ -172,8 +208,10 @@ func (d *Dispatcher) Traffic() Traffic { return d.traffic }
 // ResetTraffic zeroes the traffic counters.
 func (d *Dispatcher) ResetTraffic() { d.traffic = Traffic{} }
 
-// Close releases the two-hop sub-communicators (collective).
+// Close releases the two-hop sub-communicators (collective) and the
+// scratch buffers.
 func (d *Dispatcher) Close() error {
+	d.scratch = [nScratch][]uint64{}
 	var errs []error
 	for _, c := range []Comm{d.col, d.node} {
 		if c != nil {
@@ -515,7 +553,7 @@ func (d *Dispatcher) dispatchFlat(b *Batch, mem *Membership, enc *encoder, weigh
 
 	// Rows.
 	rb := enc.rb
-	send := alignedBytes(nOut * rb)
+	send := d.scratchBytes(sSend, nOut*rb)
 	parallel.For(nOut, 32, d.opt.Workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			enc.put(send[i*rb:(i+1)*rb], int(p.sendTok[i]))

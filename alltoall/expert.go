@@ -133,7 +133,7 @@ func (d *Dispatcher) runExperts(b *Batch, outCols int, expert func(int, dsv3.Mat
 		return nil, first
 	}
 	// Outputs in (received row, slot) order for the return path.
-	ret := make([]float32, P*outCols)
+	ret := d.scratchF32(sRet, P*outCols)
 	pos := 0
 	for q, e := range b.Experts {
 		if e >= 0 {

@@ -73,13 +73,13 @@ func (d *Dispatcher) dispatchTwoHop(b *Batch, mem *Membership, enc *encoder, wei
 		return err
 	}
 	rb := enc.rb
-	send := alignedBytes(n1out * rb)
+	send := d.scratchBytes(sSend, n1out*rb)
 	parallel.For(n1out, 32, d.opt.Workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			enc.put(send[i*rb:(i+1)*rb], int(p.sendTok1[i]))
 		}
 	})
-	h1 := alignedBytes(n1in * rb)
+	h1 := d.scratchBytes(sHop1, n1in*rb)
 	if err := alltoallRows(d.col, send, p.sendCnt1, h1, p.recvCnt1, rb); err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (d *Dispatcher) dispatchTwoHop(b *Batch, mem *Membership, enc *encoder, wei
 	nIn, nFwd := off, p.fwdOff[L]
 
 	meta2 := make([]uint32, nFwd*2*k)
-	fwd := alignedBytes(nFwd * rb)
+	fwd := d.scratchBytes(sFwd, nFwd*rb)
 	parallel.For(L, 1, d.opt.Workers, func(a, z int) {
 		for lt := a; lt < z; lt++ {
 			target := n0*L + lt
@@ -231,7 +231,7 @@ func (d *Dispatcher) returnHop2(b *Batch, ret []float32, per []int, want []int, 
 	for q, n := range want {
 		wstart[q+1] = wstart[q] + n
 	}
-	staging := make([]float32, wstart[len(want)]*cols)
+	staging := d.scratchF32(sStaging, wstart[len(want)]*cols)
 	sb, rb := bytesOfF32(ret), bytesOfF32(staging)
 	rowB := 4 * cols
 	me := l.Local(d.comm.Rank())
@@ -287,17 +287,18 @@ func (d *Dispatcher) combineTwoHop(b *Batch, y []float32, cols int) (dsv3.Matrix
 	// Partial sums per hop-1 row, over the local ranks in order.
 	n1in := p.from1[N]
 	start, pos := invert(n1in, p.fwdRows)
-	partial := make([]float32, n1in*cols)
+	partial := d.scratchF32(sPartial, n1in*cols)
 	parallel.For(n1in, 8, d.opt.Workers, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			dst := partial[i*cols : (i+1)*cols]
+			clear(dst)
 			for _, q := range pos[start[i]:start[i+1]] {
 				addTo(dst, staging[int(q)*cols:(int(q)+1)*cols])
 			}
 		}
 	})
 	n1out := p.sendOff1[N]
-	recv := make([]float32, n1out*cols)
+	recv := d.scratchF32(sBack, n1out*cols)
 	if err := alltoallRows(d.col, bytesOfF32(partial), p.recvCnt1, bytesOfF32(recv), p.sendCnt1, 4*cols); err != nil {
 		return dsv3.Matrix{}, err
 	}
@@ -373,7 +374,7 @@ func (d *Dispatcher) pairsTwoHop(b *Batch, ret []float32, cols int) (dsv3.Matrix
 		}
 		total += nodeSlots[i]
 	}
-	back := make([]float32, total*cols)
+	back := d.scratchF32(sBack, total*cols)
 	r := 0
 	for i := range n1in {
 		for _, e := range p.h1ids[i*k : (i+1)*k] {
