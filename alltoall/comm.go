@@ -78,6 +78,7 @@ const (
 	Min
 )
 
+// String returns "sum", "max" or "min".
 func (o Op) String() string {
 	switch o {
 	case Sum:
@@ -100,7 +101,9 @@ func (o Op) apply(a, b float64) float64 {
 	return a + b
 }
 
-// Send sends data to rank to with tag (Exchange with one send).
+// Send sends data to rank to with tag (Exchange with one send). It may
+// wait for the matching receive (as MPI_Send may), so a rank cannot Send to
+// itself without an Exchange that also posts the receive.
 func Send(c Comm, to, tag int, data []byte) error {
 	return c.Exchange([]Message{{Peer: to, Tag: tag, Data: data}}, nil)
 }

@@ -28,6 +28,7 @@ const (
 	TwoHop
 )
 
+// String returns "flat" or "two-hop".
 func (r Route) String() string {
 	switch r {
 	case Flat:
@@ -52,6 +53,7 @@ const (
 	FP8
 )
 
+// String returns "float32" or "fp8".
 func (p Payload) String() string {
 	switch p {
 	case Float32:

@@ -68,12 +68,13 @@ func NewWorld(size int, opt WorldOptions) (*World, error) {
 // Size returns the number of ranks.
 func (w *World) Size() int { return w.size }
 
-// Comm returns rank's communicator over the whole world.
-func (w *World) Comm(rank int) Comm {
+// Comm returns rank's communicator over the whole world, for running the
+// ranks on goroutines of one's own instead of with Run.
+func (w *World) Comm(rank int) (Comm, error) {
 	if rank < 0 || rank >= w.size {
-		panic(fmt.Sprintf("alltoall: World.Comm(%d) of a world of %d ranks", rank, w.size))
+		return nil, fmt.Errorf("alltoall: rank %d of a world of %d ranks", rank, w.size)
 	}
-	return &inComm{w: w, g: w.root, rank: rank}
+	return &inComm{w: w, g: w.root, rank: rank}, nil
 }
 
 // Abort fails the world with cause: every operation blocked now or started
@@ -114,7 +115,7 @@ func (w *World) Run(fn func(c Comm) error) []error {
 					w.Abort(errs[r])
 				}
 			}()
-			if err := fn(w.Comm(r)); err != nil {
+			if err := fn(&inComm{w: w, g: w.root, rank: r}); err != nil {
 				errs[r] = err
 				w.Abort(fmt.Errorf("rank %d failed: %w", r, err))
 			}

@@ -2,6 +2,8 @@ package alltoall_test
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,4 +60,84 @@ func TestDispatchCombine(t *testing.T) {
 func TestExpertParallelMoE(t *testing.T) {
 	l := alltoall.Layout{Experts: 16, Ranks: 4, RanksPerNode: 2}
 	runWorld(t, 4, func(c alltoall.Comm) error { return moeCase(c, l, 7) })
+}
+
+// TestInProcessErrors: bad arguments are errors naming what is wrong, and
+// a protocol mismatch between ranks (counts or lengths that do not agree)
+// fails every rank instead of corrupting or hanging.
+func TestInProcessErrors(t *testing.T) {
+	if _, err := alltoall.NewWorld(0, alltoall.WorldOptions{}); err == nil {
+		t.Error("a world of 0 ranks")
+	}
+	w, err := alltoall.NewWorld(2, alltoall.WorldOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Comm(2); err == nil || !strings.Contains(err.Error(), "rank 2 of a world of 2") {
+		t.Errorf("Comm(2): %v", err)
+	}
+	c0, _ := w.Comm(0)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{c0.AlltoallV(make([]byte, 4), []int{2, 3}, []int{0, 2}, nil, []int{0, 0}, []int{0, 0}), "send segment 1 is [2, 2+3) outside a 4-byte buffer"},
+		{c0.AlltoallV(nil, []int{0}, []int{0}, nil, []int{0, 0}, []int{0, 0}), "1/1 entries, want 2"},
+		{alltoall.Send(c0, 2, 0, nil), "peer 2, outside [0, 2)"},
+		{alltoall.Recv(c0, 1, alltoall.MaxTag, nil), "tag 16384, outside"},
+		{c0.AllReduce(nil, alltoall.Op(7)), "unknown Op(7)"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("error %v, want one saying %q", tc.err, tc.want)
+		}
+	}
+	if _, err := c0.Split(-1, 0); err == nil {
+		t.Error("Split with a negative color")
+	}
+	if w.Err() != nil {
+		t.Fatalf("argument errors aborted the world: %v", w.Err())
+	}
+
+	// Rank 0 sends 3 bytes where rank 1 expects 2: both fail, on goroutines
+	// of our own.
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _ := w.Comm(r)
+			sc, rc := []int{0, 3}, []int{0, 0} // rank 0 sends 3 bytes to rank 1
+			if r == 1 {
+				sc, rc = []int{0, 0}, []int{2, 0} // which expects 2
+			}
+			errs[r] = c.AlltoallV(make([]byte, 4), sc, []int{0, 0}, make([]byte, 4), rc, []int{0, 0})
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "rank 0 sends 3 bytes, this rank expects 2") && !strings.Contains(err.Error(), "world aborted") {
+			t.Errorf("rank %d: %v", r, err)
+		}
+	}
+	if w.Err() == nil {
+		t.Error("a count mismatch did not abort the world")
+	}
+	if err := c0.AllReduce([]float64{1}, alltoall.Sum); err == nil || !strings.Contains(err.Error(), "world aborted") {
+		t.Errorf("an operation after the abort: %v", err)
+	}
+
+	// A message longer than its receive fails both ends.
+	w2, _ := alltoall.NewWorld(2, alltoall.WorldOptions{})
+	errs = w2.Run(func(c alltoall.Comm) error {
+		if c.Rank() == 0 {
+			return alltoall.Send(c, 1, 4, make([]byte, 5))
+		}
+		return alltoall.Recv(c, 0, 4, make([]byte, 4))
+	})
+	for r, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "has 5 bytes, the receive expects 4") {
+			t.Errorf("rank %d: %v", r, err)
+		}
+	}
 }
