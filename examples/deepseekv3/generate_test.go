@@ -20,15 +20,16 @@ import (
 	"github.com/dsv3go/dsv3/mtp"
 )
 
-// underRace reports whether the test binary was built with -race; the
-// heaviest loops shrink then (the race detector slows the model ~8x).
-func underRace() bool {
+// slowBuild reports whether the test binary was built with -race or with
+// the purego tag; the heaviest loops shrink then (the model runs several
+// times slower).
+func slowBuild() bool {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return false
 	}
 	for _, s := range bi.Settings {
-		if s.Key == "-race" && s.Value == "true" {
+		if (s.Key == "-race" && s.Value == "true") || (s.Key == "-tags" && slices.Contains(strings.Split(s.Value, ","), "purego")) {
 			return true
 		}
 	}
@@ -110,7 +111,7 @@ func TestGenerateGreedyMTPMatchesPlain(t *testing.T) {
 	t.Run("fixture", func(t *testing.T) {
 		ck := loadTiny(t, F32)
 		nref := n
-		if underRace() {
+		if slowBuild() {
 			nref = 12
 		}
 		ref := refGreedy(t, ck.Model, prompt, nref)
@@ -276,7 +277,7 @@ func key(toks ...int32) string {
 // distribution of the generated tokens unchanged. With the head masked to
 // six tokens, the exact distribution of the first three generated tokens
 // is computed from the cache-free Forward over every continuation; the
-// tokens of 2048 MTP-sampled runs (256 under -race) must fit it (Pearson's χ² at α = 1e-3 on
+// tokens of 2048 MTP-sampled runs (256 under -race or purego) must fit it (Pearson's χ² at α = 1e-3 on
 // the second and third tokens, which speculation produces, and on their
 // pair). As a check that the test can fail, the same samples must not fit
 // the distribution that accepting every draft would give.
@@ -334,7 +335,7 @@ func TestGenerateSampledMTPDistribution(t *testing.T) {
 		}
 	}
 	runs, batch := 2048, 256
-	if underRace() {
+	if slowBuild() {
 		runs, batch = 256, 128
 	}
 	obs2, obs3, obs23 := map[string]int{}, map[string]int{}, map[string]int{}
