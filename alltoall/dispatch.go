@@ -561,7 +561,12 @@ func (d *Dispatcher) dispatchFlat(b *Batch, mem *Membership, enc *encoder, weigh
 			enc.put(send[i*rb:(i+1)*rb], int(p.sendTok[i]))
 		}
 	})
-	recv := alignedBytes(nIn * rb)
+	var recv []byte
+	if d.opt.Payload == FP8 { // decoded into a new matrix: the codes are transient
+		recv = d.scratchBytes(sHop1, nIn*rb)
+	} else {
+		recv = alignedBytes(nIn * rb) // becomes Batch.X
+	}
 	if err := alltoallRows(c, send, p.sendCnt, recv, p.recvCnt, rb); err != nil {
 		return err
 	}

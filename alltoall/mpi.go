@@ -25,12 +25,16 @@ static int a2a_init(int *provided) {
 	int err = MPI_Initialized(&flag);
 	if (err != MPI_SUCCESS) return err;
 	if (flag) return MPI_Query_thread(provided);
-	err = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, provided);
-	if (err != MPI_SUCCESS) return err;
-	return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+	return MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, provided);
 }
 
-static MPI_Comm a2a_world(void) { return MPI_COMM_WORLD; }
+// a2a_world duplicates MPI_COMM_WORLD, so that the package's messages
+// never meet the application's, with MPI_ERRORS_RETURN on the duplicate.
+static int a2a_world(MPI_Comm *out) {
+	int err = MPI_Comm_dup(MPI_COMM_WORLD, out);
+	if (err != MPI_SUCCESS) return err;
+	return MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN);
+}
 static int a2a_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static int a2a_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 
@@ -235,11 +239,17 @@ func lockMPI() func() {
 
 // MPIWorld initialises MPI (MPI_Init_thread, asking for
 // MPI_THREAD_MULTIPLE; at least MPI_THREAD_SERIALIZED is required) unless
-// it already is, sets MPI_ERRORS_RETURN on MPI_COMM_WORLD, and returns it
-// as a Comm. MPI_Init_thread runs on the calling goroutine's OS thread,
-// which stays locked to it: call MPIFinalize from the same goroutine. It
-// is only built with the build tag mpi (cgo and an MPI library, found
-// through pkg-config "mpi").
+// the application already has, and returns a Comm over all the processes
+// of the job: a duplicate of MPI_COMM_WORLD (collective, so every process
+// calls it; later calls return the same Comm) with MPI_ERRORS_RETURN, so
+// that MPI errors come back as Go errors naming the rank and the operation.
+// MPI_Init_thread runs on the calling goroutine's OS thread, which stays
+// locked to it: call MPIFinalize from the same goroutine. Under
+// MPI_THREAD_SERIALIZED the package serialises its MPI calls, so use its
+// communicators from one goroutine at a time.
+//
+// MPIWorld is only built with the build tag mpi (cgo and an MPI library,
+// found through pkg-config "mpi"; Debian: libopenmpi-dev).
 func MPIWorld() (Comm, error) {
 	mpiOnce.Do(func() {
 		runtime.LockOSThread()
@@ -255,7 +265,12 @@ func MPIWorld() (Comm, error) {
 		case provided < C.a2a_thread_multiple():
 			mpiSerial = true
 		}
-		c, err := newMPIComm(C.a2a_world(), -1, "MPI_COMM_WORLD")
+		var w C.MPI_Comm
+		if code := C.a2a_world(&w); code != C.MPI_SUCCESS {
+			mpiErr = fmt.Errorf("alltoall: MPI_Comm_dup of MPI_COMM_WORLD: %s", mpiMessage(code))
+			return
+		}
+		c, err := newMPIComm(w, -1, "MPI_COMM_WORLD")
 		if err != nil {
 			mpiErr = err
 			return

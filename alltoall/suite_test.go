@@ -151,6 +151,18 @@ func commSuite(c alltoall.Comm, big int) error {
 			}
 		}
 	}
+	long := make([]float64, 300) // several chunks under a lowered MPI limit
+	for j := range long {
+		long[j] = float64(me*j + 1)
+	}
+	if err := c.AllReduce(long, alltoall.Sum); err != nil {
+		return err
+	}
+	for j, v := range long {
+		if w := float64(j*n*(n-1)/2 + n); v != w {
+			return fmt.Errorf("rank %d: AllReduce of 300 values: element %d = %g, want %g", me, j, v, w)
+		}
+	}
 	f32 := []float32{float32(me), 1.5}
 	if err := alltoall.AllReduceFloat32(c, f32, alltoall.Sum); err != nil {
 		return err

@@ -179,7 +179,12 @@ func (d *Dispatcher) dispatchTwoHop(b *Batch, mem *Membership, enc *encoder, wei
 		}
 	})
 	rmeta2 := make([]uint32, nIn*2*k)
-	final := alignedBytes(nIn * rb)
+	var final []byte
+	if d.opt.Payload == FP8 { // decoded into a new matrix: the codes are transient
+		final = d.scratchBytes(sStaging, nIn*rb)
+	} else {
+		final = alignedBytes(nIn * rb) // becomes Batch.X
+	}
 	mb := 8 * k
 	meta2b, rmeta2b := bytesOfU32(meta2), bytesOfU32(rmeta2)
 	var sends, recvs []Message
