@@ -137,6 +137,33 @@ func fillUniform(v []float32, std float32, seed, tensor uint64) {
 	wg.Wait()
 }
 
+// decodeWeightBytes is the weight bytes one batch-1 decode step reads:
+// attention, the dense MLP or the router, the top-k routed and the shared
+// experts of every layer, and the head; projections take 4 bytes a weight
+// in f32 and 1 (plus a scale per 128x128 block) in fp8, where the head and
+// the router stay float32 (see randomInferenceModel).
+func decodeWeightBytes(c *Config, prec Precision) float64 {
+	per := 4.0
+	if prec == FP8 {
+		per = 1 + 4.0/(128*128)
+	}
+	h, nh := float64(c.HiddenSize), float64(c.NumAttentionHeads)
+	q, kv := float64(c.QRank()), float64(c.KVLoraRank)
+	nope, rope, v := float64(c.QKNopeHeadDim), float64(c.QKRopeHeadDim), float64(c.VHeadDim)
+	attn := q*h + nh*(nope+rope)*q + (kv+rope)*h + nh*(nope+v)*kv + h*nh*v
+	var total float64
+	for i := 0; i < c.NumHiddenLayers; i++ {
+		total += attn * per
+		if c.HasMoE(i) {
+			total += float64(c.NRoutedExperts) * h * 4
+			total += float64(c.NumExpertsPerTok+c.NSharedExperts) * 3 * h * float64(c.MoeIntermediateSize) * per
+		} else {
+			total += 3 * h * float64(c.IntermediateSize) * per
+		}
+	}
+	return total + float64(c.VocabSize)*h*4
+}
+
 // procStatus returns a field of /proc/self/status in bytes (VmHWM: the
 // peak resident set size), or -1 where it is unavailable.
 func procStatus(field string) int64 {
@@ -185,7 +212,8 @@ func memAvailable() int64 {
 // BenchmarkGenerate measures batch-1 generation on a randomly initialised
 // model of realistic width (benchModelConfig): a 64-token prompt, then 64
 // greedy decode steps, in f32 and fp8 precision. It reports prefill and
-// decode tokens per second and the peak resident set size. Run one
+// decode tokens per second, the weight bytes decoding reads per second,
+// and the peak resident set size. Run one
 // precision at a time to keep the machine's memory free, e.g.
 //
 //	go test -run NONE -bench 'Generate/fp8' -benchtime 1x ./examples/deepseekv3/
@@ -231,6 +259,7 @@ func BenchmarkGenerate(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(prefill/float64(b.N), "prefill-tok/s")
 			b.ReportMetric(decode/float64(b.N), "decode-tok/s")
+			b.ReportMetric(decode/float64(b.N)*decodeWeightBytes(cfg, prec)/1e9, "decode-weight-GB/s")
 			if hwm := procStatus("VmHWM"); hwm > 0 && reset {
 				b.ReportMetric(float64(hwm)/1e9, "peak-RSS-GB")
 			}
