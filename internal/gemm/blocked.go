@@ -24,15 +24,19 @@ func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda i
 	kc := (k + nkc - 1) / nkc
 	nc := min(ks.nc, (n+nr-1)/nr*nr)
 
-	// Tasks for the compute phase of each step: bands of whole mr-row panels
-	// (a band packs its own A panels, so nothing is duplicated), about four
-	// per worker so that a worker slowed by other load hands work to the
-	// others; when C has too few row panels, bands times column ranges.
+	// Tasks for the compute phase of each step: bands of C's rows of equal
+	// height (a band packs its own A panels, so nothing is duplicated),
+	// taken from a shared counter. Up to four bands per worker, so that one
+	// slowed by other load hands work over, but each at least four panels
+	// tall: with fewer rows than that, one band per worker, which balances
+	// exactly when the workers run alike. With fewer row panels than twice
+	// the workers, bands are split by columns too.
 	rowPanels := (m + mr - 1) / mr
 	tr, tc := 1, 1
 	if w > 1 {
-		tr = min(rowPanels, 4*w)
+		tr = w * min(4, max(1, rowPanels/(4*w)))
 		if rowPanels < 2*w {
+			tr = rowPanels
 			tc = (4*w + tr - 1) / tr
 		}
 	}
@@ -57,7 +61,7 @@ func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda i
 			accFlag := acc || pc > 0
 			parallel.Dynamic(tr*tc, w, func(t int) {
 				br, bc := t/tc, t%tc
-				r0, r1 := min(m, br*rowPanels/tr*mr), min(m, (br+1)*rowPanels/tr*mr)
+				r0, r1 := br*m/tr, (br+1)*m/tr
 				q0, q1 := bc*npanels/tc, (bc+1)*npanels/tc
 				macro(ks, transA, a, lda, r0, r1, pc, kcur, bp, q0, q1, jc, ncur, c, ldc, accFlag)
 			})
