@@ -122,6 +122,9 @@ type seqGen struct {
 // dropped from the main cache (State.Truncate) and the verified token is
 // used instead. The module then drafts the next token after next from the
 // main model's final-norm states of the accepted tokens.
+//
+// The caches hold opt.Capacity positions per prompt (see NewState). A
+// cancelled ctx stops generation between steps with ctx's error.
 func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt GenerateOptions) (*Generation, error) {
 	if err := m.checkGenerate(prompts, &opt); err != nil {
 		return nil, err
