@@ -80,9 +80,9 @@
 // uses a per-node communicator and a same-local-index communicator).
 // World runs R ranks as goroutines of one process, copying each segment
 // once from sender to receiver. With -tags mpi, MPIWorld returns a
-// duplicate of MPI_COMM_WORLD (Open MPI, through a small cgo shim (MPI_Alltoallv,
-// MPI_Isend/MPI_Irecv, MPI_Allreduce, MPI_Comm_split)); counts beyond the
-// 32-bit int of the MPI C API are split into chunks. Without the tag
+// duplicate of MPI_COMM_WORLD, driven through a small cgo shim over Open
+// MPI (MPI_Alltoallv, MPI_Isend/MPI_Irecv, MPI_Allreduce, MPI_Comm_split);
+// counts beyond the 32-bit int of the MPI C API are split into chunks. Without the tag
 // nothing in the package needs cgo or MPI. Rank r of the communicator is
 // taken to be local rank r mod RanksPerNode of node r / RanksPerNode;
 // launch MPI with ranks placed by slot (mpirun's default) so that it is.
