@@ -1,11 +1,14 @@
 // Command gemm generates the AVX-512 and AVX2+FMA kernels of
 // github.com/dsv3go/dsv3/internal/gemm: register-blocked GEMM micro-kernels
-// over packed panels, and the two GEMV kernels (dot-product rows and
-// row-combination "axpy") used when C has a single row.
+// over packed panels, the packing kernels that fill those panels (in-register
+// transposes and masked copies), and the two GEMV kernels (dot-product rows
+// and row-combination "axpy") used when C has a single row or column.
 //
 // Regenerate from internal/asmgen with
 //
 //	go run ./gemm -pkg gemm -out ../gemm/gemm_amd64.s -stubs ../gemm/gemm_stubs_amd64.go
+//
+// or with go generate ./internal/gemm from the repository root.
 //
 // The micro-kernels compute an r×nr tile of C from a packed A panel (k steps
 // of r consecutive floats: A[i,p] at a[p*r+i]) and a packed B panel (k steps
