@@ -186,7 +186,18 @@ func bindParam(cfg *Config, set *safetensors.Set, p dsv3.Param, t *safetensors.T
 		default:
 			*p.Slot = bw
 		}
-	case safetensors.BF16, safetensors.F16, safetensors.F32:
+	case safetensors.BF16:
+		// Kept as bfloat16, two bytes a weight; widening is exact.
+		data := make([]dsv3.BF16, rows*cols)
+		for i := range data {
+			data[i] = dsv3.BF16(uint16(t.Data[2*i]) | uint16(t.Data[2*i+1])<<8)
+		}
+		var w dsv3.Weight = &dsv3.BF16Weight{Out: rows, In: cols, Data: data}
+		if prec == BF16 {
+			w = bf16Out{w}
+		}
+		*p.Slot = w
+	case safetensors.F16, safetensors.F32:
 		vals, err := tensorFloat32(set, t, rows, cols)
 		if err != nil {
 			return err
