@@ -22,6 +22,17 @@ import (
 // (the report's 128x1 tiles of x and dy). Because 128x128 blocks are square,
 // Dgrad's transposed weight reuses Fprop's codes and scales.
 //
+// Error: every quantised element is within u = 2^-4 of its value
+// relatively (3 mantissa bits, round to nearest), or 2^-10·s absolutely in
+// the subnormal range of a tile or block with scale s, so each output of
+// each GEMM is within
+//
+//	Σ_k (u|a|+δa)|b| + (|a|(1+u)+δa)(u|b|+δb),   δ = 2^-10·s,
+//
+// of the float32 product, plus float32 summation error; the tests check
+// this bound element by element. On random data the relative error of y,
+// dx and dW is about 3.5% (Frobenius norm).
+//
 // Set it as a dsv3.Linear's Engine (with a float32 weight). The zero value
 // uses float32 scales everywhere and GOMAXPROCS workers.
 type Linear struct {

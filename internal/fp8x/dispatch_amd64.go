@@ -129,7 +129,20 @@ func gemvAVX512s(m, rows, kb int, codes []byte, ldw int, x []float32, ldx int, f
 		return
 	}
 	_, _, _, _ = codes[(rows-1)*ldw+kb*Block-1], x[(m-1)*ldx+kb*Block-1], f[kb*m-1], y[rows*m-1]
-	gemvAVX512[m](rows, kb, &codes[0], ldw, &x[0], ldx, &f[0], &y[0])
+	// One and two rows of x take several weight rows at a time (several
+	// memory streams per core); the remaining rows go one at a time.
+	done := 0
+	switch {
+	case m == 1 && rows >= 4:
+		done = rows &^ 3
+		gemvAVX512M1R4(done, kb, &codes[0], ldw, &x[0], ldx, &f[0], &y[0])
+	case m == 2 && rows >= 2:
+		done = rows &^ 1
+		gemvAVX512M2R2(done, kb, &codes[0], ldw, &x[0], ldx, &f[0], &y[0])
+	}
+	if done < rows {
+		gemvAVX512[m](rows-done, kb, &codes[done*ldw], ldw, &x[0], ldx, &f[0], &y[done*m])
+	}
 }
 
 func packF32AVX512s(dst []float32, ldd int, codes []byte, ldw, rows int) {

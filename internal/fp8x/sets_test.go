@@ -235,7 +235,7 @@ func TestGemvKernels(t *testing.T) {
 		}
 		for m := 1; m <= GemvRows; m++ {
 			for _, kb := range []int{1, 4} {
-				const rows = 3
+				const rows = 7 // multi-row kernels plus a remainder
 				ldw := kb*Block + 7
 				codes := make([]byte, rows*ldw)
 				for i := range codes {

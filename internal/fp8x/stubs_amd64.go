@@ -83,3 +83,13 @@ func gemvAVX512M7(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f
 //
 //go:noescape
 func gemvAVX512M8(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// gemvAVX512M1R4 is gemvAVX512M1 for rows a multiple of 4, 4 rows at a time.
+//
+//go:noescape
+func gemvAVX512M1R4(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// gemvAVX512M2R2 is gemvAVX512M2 for rows a multiple of 2, 2 rows at a time.
+//
+//go:noescape
+func gemvAVX512M2R2(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)

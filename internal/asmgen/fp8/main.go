@@ -62,6 +62,8 @@ func main() {
 	for m := 1; m <= 8; m++ {
 		gemv(m)
 	}
+	gemvRows(1, 4)
+	gemvRows(2, 2)
 
 	Generate()
 }
@@ -712,3 +714,113 @@ func pack(pairs bool) {
 
 // Block4 is the number of 4-code groups in a K-block.
 const Block4 = 128 / 4
+
+// gemvRows emits gemvAVX512M<m>R<r>: gemvAVX512M<m> for rows a multiple of
+// r, taking r weight rows at a time. The r rows are r concurrent memory
+// streams (one stream per core could not keep the memory busy) and share
+// each load of x.
+func gemvRows(m, r int) {
+	name := fmt.Sprintf("gemvAVX512M%dR%d", m, r)
+	TEXT(name, NOSPLIT, "func(rows, kb int, codes *byte, ldw int, x *float32, ldx int, f, y *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is gemvAVX512M%d for rows a multiple of %d, %d rows at a time.", name, m, r, r))
+	rows := Load(Param("rows"), GP64())
+	codes := Load(Param("codes"), GP64())
+	ldw := GP64()
+	Load(Param("ldw"), ldw)
+	ldx := Load(Param("ldx"), GP64())
+	y := Load(Param("y"), GP64())
+	SHLQ(U8(2), ldx)
+	ldw3 := GP64()
+	LEAQ(Mem{Base: ldw, Index: ldw, Scale: 2}, ldw3)
+	row := func(base Register, i int, disp int) Mem {
+		switch i {
+		case 0:
+			return Mem{Base: base, Disp: disp}
+		case 1:
+			return Mem{Base: base, Index: ldw, Scale: 1, Disp: disp}
+		case 2:
+			return Mem{Base: base, Index: ldw, Scale: 2, Disp: disp}
+		}
+		return Mem{Base: base, Index: ldw3, Scale: 1, Disp: disp}
+	}
+	d := newDecoder()
+	tot := make([][]VecVirtual, r)
+	acc := make([][]VecVirtual, r)
+	for j := range tot {
+		tot[j], acc[j] = make([]VecVirtual, m), make([]VecVirtual, m)
+		for i := range tot[j] {
+			tot[j][i], acc[j][i] = ZMM(), ZMM()
+		}
+	}
+	TESTQ(rows, rows)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_rows")
+	kb := Load(Param("kb"), GP64())
+	cp := GP64()
+	MOVQ(codes, cp)
+	f := Load(Param("f"), GP64())
+	xp := GP64()
+	Load(Param("x"), xp)
+	for j := range tot {
+		for _, t := range tot[j] {
+			VPXORD(t, t, t)
+		}
+	}
+	TESTQ(kb, kb)
+	JZ(LabelRef(name + "_store"))
+	Label(name + "_block")
+	for j := range acc {
+		for _, a := range acc[j] {
+			VPXORD(a, a, a)
+		}
+	}
+	for j := 0; j < r; j++ {
+		PREFETCHT0(row(cp, j, gemvPrefetch))
+		PREFETCHT0(row(cp, j, gemvPrefetch+64))
+	}
+	for half := 0; half < 2; half++ {
+		xv := make([][4]VecVirtual, m)
+		for i := range xv {
+			for q := range xv[i] {
+				xv[i][q] = ZMM()
+				addr := Mem{Base: xp, Disp: 4 * (64*half + 16*q)}
+				if i == 1 {
+					addr = Mem{Base: xp, Index: ldx, Scale: 1, Disp: 4 * (64*half + 16*q)}
+				}
+				VMOVUPS(addr, xv[i][q])
+			}
+		}
+		for j := 0; j < r; j++ {
+			fv := d.decode64(row(cp, j, 64*half))
+			for i := 0; i < m; i++ {
+				for q := 0; q < 4; q++ {
+					VFMADD231PS(xv[i][q], fv[q], acc[j][i])
+				}
+			}
+		}
+	}
+	for j := 0; j < r; j++ {
+		for i := 0; i < m; i++ {
+			VFMADD231PS_BCST(Mem{Base: f, Disp: 4 * i}, acc[j][i], tot[j][i])
+		}
+	}
+	ADDQ(U32(512), xp)
+	ADDQ(U32(128), cp)
+	ADDQ(U32(4*m), f)
+	DECQ(kb)
+	JNZ(LabelRef(name + "_block"))
+	Label(name + "_store")
+	for j := 0; j < r; j++ {
+		for i := 0; i < m; i++ {
+			hsumAdd(tot[j][i], Mem{Base: y, Disp: 4 * (j*m + i)})
+		}
+	}
+	LEAQ(Mem{Base: codes, Index: ldw, Scale: uint8(r)}, codes)
+	ADDQ(U32(4*m*r), y)
+	SUBQ(U32(r), rows)
+	JNZ(LabelRef(name + "_rows"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
