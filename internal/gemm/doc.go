@@ -25,13 +25,16 @@
 //
 // The structure is GotoBLAS/BLIS's: for each nc-wide block of C's columns and
 // each kc-deep slice of K, op(B)'s kc×nc block is packed into nr-wide panels
-// (B[p, j] at panel[p*nr+j]) shared by all workers (kc×nc = 384×1024 for the
-// assembly sets: 1.5 MB, from L2 and L3, which easily feed the micro-kernel's
+// (B[p, j] at panel[p*nr+j]) shared by all workers (kc×nc = 512×1024 for the
+// assembly sets: 2 MB, from L2 and L3, which easily feed the micro-kernel's
 // 128 bytes of B per 28 FMAs); the workers then take equal bands of C's
 // rows from a shared counter (up to four per worker, so that one slowed by
 // other load hands work over, but at least four panels tall), pack op(A)
-// one mr-row panel at a time (A[i, p] at panel[p*r+i], 21 KB) and run the
-// register-tile micro-kernel over every B panel. Packing absorbs the
+// one mr-row panel at a time (A[i, p] at panel[p*r+i], 28 KB) and run the
+// register-tile micro-kernel over every B panel. The next step's B block is
+// packed into a second buffer by tasks interleaved with the current step's
+// compute tasks: packing is memory-bound and does not speed up with more
+// cores, so it runs beside the FMAs instead of between them. Packing absorbs the
 // transposes, so one micro-kernel serves all four forms. Tiles cut by C's
 // bottom edge use a micro-kernel for that many rows (one exists for each
 // row count), tiles cut by its right edge go through a scratch tile. When C
