@@ -136,11 +136,13 @@ func (s *Set) gemmBF16(m, n, k int, aq *Q, b *Q, c []float32, ldc int, workers i
 // BF16Go returns a pure-Go bfloat16-pair micro-kernel for an mr×nr tile,
 // the twin the assembly BF16 kernels are tested against: each pair's two
 // products are added to the float32 sum one after the other, high half
-// first, as Intel documents VDPBF16PS.
+// first, as Intel documents VDPBF16PS; the scaled K-blocks are summed in
+// a tile of their own that is added to C at the end.
 func BF16Go(mr, nr int) func(kb int, a, b []uint32, sa, sb, c []float32, ldc int) {
 	return func(kb int, a, b []uint32, sa, sb, c []float32, ldc int) {
 		const half = Block / 2
 		acc := make([]float32, mr*nr)
+		tile := make([]float32, mr*nr)
 		for q := 0; q < kb; q++ {
 			clear(acc)
 			for p := 0; p < half; p++ {
@@ -160,8 +162,13 @@ func BF16Go(mr, nr int) func(kb int, a, b []uint32, sa, sb, c []float32, ldc int
 			for i := 0; i < mr; i++ {
 				s := sa[q*mr+i]
 				for j := 0; j < nr; j++ {
-					c[i*ldc+j] += float32(acc[i*nr+j]*s) * sb[q*nr+j]
+					tile[i*nr+j] += float32(acc[i*nr+j]*s) * sb[q*nr+j]
 				}
+			}
+		}
+		for i := 0; i < mr; i++ {
+			for j := 0; j < nr; j++ {
+				c[i*ldc+j] += tile[i*nr+j]
 			}
 		}
 	}

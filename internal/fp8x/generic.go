@@ -35,9 +35,12 @@ func decodeGo(dst []float32, src []byte) {
 	}
 }
 
-// fmaGo is the pure-Go FMA micro-kernel for a 4×16 tile.
+// fmaGo is the pure-Go FMA micro-kernel for a 4×16 tile. Like the
+// assembly, it sums the scaled K-blocks into a tile of its own and adds
+// that to C at the end.
 func fmaGo(kb int, a, b, sa, sb, c []float32, ldc int) {
 	const mr, nr = 4, 16
+	var tile [mr][nr]float32
 	for q := 0; q < kb; q++ {
 		var acc [mr][nr]float32
 		ap := a[q*Block*mr : (q+1)*Block*mr]
@@ -53,10 +56,15 @@ func fmaGo(kb int, a, b, sa, sb, c []float32, ldc int) {
 		}
 		for i := 0; i < mr; i++ {
 			s := sa[q*mr+i]
-			ci := c[i*ldc : i*ldc+nr]
-			for j := range ci {
-				ci[j] += float32(acc[i][j]*s) * sb[q*nr+j]
+			for j := range tile[i] {
+				tile[i][j] += float32(acc[i][j]*s) * sb[q*nr+j]
 			}
+		}
+	}
+	for i := 0; i < mr; i++ {
+		ci := c[i*ldc : i*ldc+nr]
+		for j := range ci {
+			ci[j] += tile[i][j]
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package fp8x
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -29,13 +30,15 @@ func BenchmarkKernels(b *testing.B) {
 			mr, nr := s.BMR, s.BNR
 			a := e4m3Pairs(r, kb*Block/2*mr, false)
 			bb := e4m3Pairs(r, kb*Block/2*nr, false)
-			c := make([]float32, mr*nr)
-			b.Run("bf16-"+s.Name, func(b *testing.B) {
-				for b.Loop() {
-					s.BF16(kb, a, bb, sa, sb, c, nr)
-				}
-				b.ReportMetric(2*float64(mr*nr*kb*Block)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-			})
+			for _, ldc := range []int{nr, 2048} {
+				c := make([]float32, mr*ldc)
+				b.Run(fmt.Sprintf("bf16-%s/ldc%d", s.Name, ldc), func(b *testing.B) {
+					for b.Loop() {
+						s.BF16(kb, a, bb, sa, sb, c, ldc)
+					}
+					b.ReportMetric(2*float64(mr*nr*kb*Block)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
 		}
 	}
 }

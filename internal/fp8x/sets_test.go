@@ -99,8 +99,10 @@ func TestEncodeSets(t *testing.T) {
 }
 
 // fmaRef is the FMA micro-kernel for any tile size, in the same summation
-// order as the assembly (k in order, each K-block's sum then the scales).
+// order as the assembly (k in order, each K-block's sum then the scales
+// into a tile, the tile into C).
 func fmaRef(mr, nr, kb int, a, b, sa, sb, c []float32, ldc int) {
+	tile := make([]float32, mr*nr)
 	for q := 0; q < kb; q++ {
 		for i := 0; i < mr; i++ {
 			for j := 0; j < nr; j++ {
@@ -109,8 +111,13 @@ func fmaRef(mr, nr, kb int, a, b, sa, sb, c []float32, ldc int) {
 					acc = float32(math.FMA(float64(a[(q*Block+k)*mr+i]), float64(b[(q*Block+k)*nr+j]), float64(acc)))
 				}
 				t := acc * sa[q*mr+i]
-				c[i*ldc+j] = float32(math.FMA(float64(t), float64(sb[q*nr+j]), float64(c[i*ldc+j])))
+				tile[i*nr+j] = float32(math.FMA(float64(t), float64(sb[q*nr+j]), float64(tile[i*nr+j])))
 			}
+		}
+	}
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nr; j++ {
+			c[i*ldc+j] += tile[i*nr+j]
 		}
 	}
 }

@@ -203,26 +203,31 @@ var (
 	fmaAVX2   = fmaISA{name: "fmaAVX2", mr: 6, lanes: 8, vec: YMM, unroll: 4}
 )
 
-// fmaKernel emits the float32 block-scaled micro-kernel.
+// fmaKernel emits the float32 block-scaled micro-kernel. Each K-block's
+// scaled sums go into a contiguous tile on the stack, added to C once at the
+// end: C's rows are ldc apart, often a multiple of 4 KiB, and flushing
+// into them every K-block thrashed one L1 set.
 func fmaKernel(s fmaISA) {
 	nr := 2 * s.lanes
-	TEXT(s.name, NOSPLIT, "func(kb int, a, b, sa, sb, c *float32, ldc int)")
+	TEXT(s.name, 0, "func(kb int, a, b, sa, sb, c *float32, ldc int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s adds Σ_kb (Σ_{k<128} a·b)·sa[i]·sb[j] to the %dx%d tile at c (row stride ldc): a is [kb][128][%d], b [kb][128][%d], sa [kb][%d], sb [kb][%d].",
 		s.name, s.mr, nr, s.mr, nr, s.mr, nr))
+	tile := AllocLocal(4 * s.mr * nr)
 	kb := Load(Param("kb"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
 	sa := Load(Param("sa"), GP64())
 	sb := Load(Param("sb"), GP64())
-	c := Load(Param("c"), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(U8(2), ldc)
 	acc := make([]VecVirtual, 2*s.mr)
 	for i := range acc {
 		acc[i] = s.vec()
 	}
 	b0, b1 := s.vec(), s.vec()
+	VXORPS(b0, b0, b0)
+	for i := 0; i < 2*s.mr; i++ {
+		VMOVUPS(b0, tile.Offset(4*s.lanes*i))
+	}
 	TESTQ(kb, kb)
 	JZ(LabelRef(s.name + "_done"))
 	Label(s.name + "_block")
@@ -246,31 +251,41 @@ func fmaKernel(s fmaISA) {
 	ADDQ(U32(4*nr*s.unroll), b)
 	DECQ(k)
 	JNZ(LabelRef(s.name + "_k"))
-	Comment("C += (acc·sa[i])·sb[j]")
+	Comment("tile += (acc·sa[i])·sb[j]")
 	VMOVUPS(Mem{Base: sb}, b0)
 	VMOVUPS(Mem{Base: sb, Disp: 4 * s.lanes}, b1)
-	cr := GP64()
-	MOVQ(c, cr)
 	for i := 0; i < s.mr; i++ {
 		t := s.vec()
 		VBROADCASTSS(Mem{Base: sa, Disp: 4 * i}, t)
 		VMULPS(t, acc[2*i], acc[2*i])
 		VMULPS(t, acc[2*i+1], acc[2*i+1])
 		c0, c1 := s.vec(), s.vec()
-		VMOVUPS(Mem{Base: cr}, c0)
-		VMOVUPS(Mem{Base: cr, Disp: 4 * s.lanes}, c1)
+		VMOVUPS(tile.Offset(4*nr*i), c0)
+		VMOVUPS(tile.Offset(4*(nr*i+s.lanes)), c1)
 		VFMADD231PS(b0, acc[2*i], c0)
 		VFMADD231PS(b1, acc[2*i+1], c1)
-		VMOVUPS(c0, Mem{Base: cr})
-		VMOVUPS(c1, Mem{Base: cr, Disp: 4 * s.lanes})
-		if i+1 < s.mr {
-			ADDQ(ldc, cr)
-		}
+		VMOVUPS(c0, tile.Offset(4*nr*i))
+		VMOVUPS(c1, tile.Offset(4*(nr*i+s.lanes)))
 	}
 	ADDQ(U32(4*s.mr), sa)
 	ADDQ(U32(4*nr), sb)
 	DECQ(kb)
 	JNZ(LabelRef(s.name + "_block"))
+	Comment("C += tile")
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	for i := 0; i < s.mr; i++ {
+		for h := 0; h < 2; h++ {
+			v := s.vec()
+			VMOVUPS(tile.Offset(4*(nr*i+s.lanes*h)), v)
+			VADDPS(Mem{Base: c, Disp: 4 * s.lanes * h}, v, v)
+			VMOVUPS(v, Mem{Base: c, Disp: 4 * s.lanes * h})
+		}
+		if i+1 < s.mr {
+			ADDQ(ldc, c)
+		}
+	}
 	Label(s.name + "_done")
 	VZEROUPPER()
 	RET()
@@ -304,18 +319,20 @@ var zmms = []Register{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13
 func bf16Kernel() {
 	const mr, nr, unroll = 12, 32, 4
 	name := "bf16AVX512"
-	TEXT(name, NOSPLIT, "func(kb int, a, b *uint32, sa, sb, c *float32, ldc int)")
+	TEXT(name, 0, "func(kb int, a, b *uint32, sa, sb, c *float32, ldc int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s adds Σ_kb (Σ_{p<64} a·b as bfloat16 pairs)·sa[i]·sb[j] to the %dx%d tile at c (row stride ldc): a is [kb][64][%d] pairs, b [kb][64][%d], sa [kb][%d], sb [kb][%d].",
 		name, mr, nr, mr, nr, mr, nr))
+	tile := AllocLocal(4 * mr * nr) // as in fmaKernel
 	kb := Load(Param("kb"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
 	sa := Load(Param("sa"), GP64())
 	sb := Load(Param("sb"), GP64())
-	c := Load(Param("c"), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(U8(2), ldc)
+	VPXORD(Z28, Z28, Z28)
+	for i := 0; i < 2*mr; i++ {
+		VMOVUPS(Z28, tile.Offset(64*i))
+	}
 	TESTQ(kb, kb)
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_block")
@@ -339,29 +356,38 @@ func bf16Kernel() {
 	ADDQ(U32(4*nr*unroll), b)
 	DECQ(k)
 	JNZ(LabelRef(name + "_k"))
-	Comment("C += (acc·sa[i])·sb[j]")
+	Comment("tile += (acc·sa[i])·sb[j]")
 	VMOVUPS(Mem{Base: sb}, Z24)
 	VMOVUPS(Mem{Base: sb, Disp: 64}, Z25)
-	cr := GP64()
-	MOVQ(c, cr)
 	for i := 0; i < mr; i++ {
 		VBROADCASTSS(Mem{Base: sa, Disp: 4 * i}, Z26)
 		VMULPS(Z26, zmms[2*i], zmms[2*i])
 		VMULPS(Z26, zmms[2*i+1], zmms[2*i+1])
-		VMOVUPS(Mem{Base: cr}, Z28)
-		VMOVUPS(Mem{Base: cr, Disp: 64}, Z29)
+		VMOVUPS(tile.Offset(128*i), Z28)
+		VMOVUPS(tile.Offset(128*i+64), Z29)
 		VFMADD231PS(Z24, zmms[2*i], Z28)
 		VFMADD231PS(Z25, zmms[2*i+1], Z29)
-		VMOVUPS(Z28, Mem{Base: cr})
-		VMOVUPS(Z29, Mem{Base: cr, Disp: 64})
-		if i+1 < mr {
-			ADDQ(ldc, cr)
-		}
+		VMOVUPS(Z28, tile.Offset(128*i))
+		VMOVUPS(Z29, tile.Offset(128*i+64))
 	}
 	ADDQ(U32(4*mr), sa)
 	ADDQ(U32(4*nr), sb)
 	DECQ(kb)
 	JNZ(LabelRef(name + "_block"))
+	Comment("C += tile")
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	for i := 0; i < mr; i++ {
+		for h := 0; h < 2; h++ {
+			VMOVUPS(tile.Offset(128*i+64*h), Z28)
+			VADDPS(Mem{Base: c, Disp: 64 * h}, Z28, Z28)
+			VMOVUPS(Z28, Mem{Base: c, Disp: 64 * h})
+		}
+		if i+1 < mr {
+			ADDQ(ldc, c)
+		}
+	}
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
