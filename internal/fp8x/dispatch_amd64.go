@@ -52,14 +52,12 @@ func archSets() []*Set {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		sets = append(sets, &Set{
 			Name:         "avx2",
-			Decode:       decodeGo,
+			Decode:       decodeAVX2s,
 			EncodeScaled: encodeScaledGo,
 			Amax:         amax,
 			MR:           6, NR: 16,
-			FMA: fmaAVX2s,
-			// No assembly GEMV for AVX2 yet: the Go kernel through the
-			// GEMV driver reads each weight once, which beats packing.
-			Gemv:      gemvGo,
+			FMA:       fmaAVX2s,
+			Gemv:      gemvAVX2s,
 			PackF32:   packF32Go,
 			PackPairs: packPairsGo,
 		})
@@ -159,4 +157,32 @@ func packPairsAVX512s(dst []uint32, ldd int, codes []byte, ldw, rows int) {
 	}
 	_, _ = dst[(Block/2-1)*ldd+rows-1], codes[(rows-1)*ldw+Block-1]
 	packPairsAVX512(&dst[0], ldd, &codes[0], ldw, rows)
+}
+
+func decodeAVX2s(dst []float32, src []byte) {
+	_ = dst[:len(src)]
+	for len(src) >= 32 {
+		n := min(len(src), decodeChunk) / 32
+		decodeAVX2(&dst[0], &src[0], n)
+		dst, src = dst[32*n:], src[32*n:]
+	}
+	decodeGo(dst, src)
+}
+
+var gemvAVX2 = [...]func(rows, kb int, codes *byte, ldw int, x *float32, ldx int, f, y *float32){
+	nil, gemvAVX2M1, gemvAVX2M2, gemvAVX2M3, gemvAVX2M4,
+}
+
+// gemvAVX2s runs the AVX2 kernels for up to 4 rows of x and the Go kernel
+// beyond (16 YMM registers hold no more accumulators).
+func gemvAVX2s(m, rows, kb int, codes []byte, ldw int, x []float32, ldx int, f, y []float32) {
+	if rows == 0 || kb == 0 {
+		return
+	}
+	if m > 4 {
+		gemvGo(m, rows, kb, codes, ldw, x, ldx, f, y)
+		return
+	}
+	_, _, _, _ = codes[(rows-1)*ldw+kb*Block-1], x[(m-1)*ldx+kb*Block-1], f[kb*m-1], y[rows*m-1]
+	gemvAVX2[m](rows, kb, &codes[0], ldw, &x[0], ldx, &f[0], &y[0])
 }

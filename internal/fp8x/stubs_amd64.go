@@ -93,3 +93,28 @@ func gemvAVX512M1R4(rows int, kb int, codes *byte, ldw int, x *float32, ldx int,
 //
 //go:noescape
 func gemvAVX512M2R2(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// gemvAVX2M1 adds Σ_kb f[kb*1+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*1+i] for i < 1 and r < rows.
+//
+//go:noescape
+func gemvAVX2M1(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// gemvAVX2M2 adds Σ_kb f[kb*2+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*2+i] for i < 2 and r < rows.
+//
+//go:noescape
+func gemvAVX2M2(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// gemvAVX2M3 adds Σ_kb f[kb*3+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*3+i] for i < 3 and r < rows.
+//
+//go:noescape
+func gemvAVX2M3(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// gemvAVX2M4 adds Σ_kb f[kb*4+i]·Σ_{k<128} x[i*ldx+128kb+k]·E4M3(codes[r*ldw+128kb+k]) to y[r*4+i] for i < 4 and r < rows.
+//
+//go:noescape
+func gemvAVX2M4(rows int, kb int, codes *byte, ldw int, x *float32, ldx int, f *float32, y *float32)
+
+// decodeAVX2 sets dst[i] to the value of E4M3 code src[i] for i < 32n.
+//
+//go:noescape
+func decodeAVX2(dst *float32, src *byte, n int)
