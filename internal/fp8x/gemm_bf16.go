@@ -74,7 +74,7 @@ func (s *Set) gemmBF16(m, n, k int, aq *Q, b *Q, c []float32, ldc int, workers i
 			}
 		}
 	})
-	const kcb = 4
+	kcb := bf16KCB
 	nbs := (n + nBlock - 1) / nBlock
 	parallel.Dynamic(nbs, workers, func(ib int) {
 		n0, n1 := ib*nBlock, min(n, (ib+1)*nBlock)
@@ -173,3 +173,7 @@ func BF16Go(mr, nr int) func(kb int, a, b []uint32, sa, sb, c []float32, ldc int
 		}
 	}
 }
+
+// bf16KCB is gemmFMA's fmaKCB for bfloat16 panels (the same 512 KiB): on
+// 2048³, one worker, 4 gave 158 GFLOP/s, 8 gave 175, 16 gave 184.
+const bf16KCB = 16

@@ -222,6 +222,7 @@ func fmaKernel(s fmaISA) {
 	Doc(fmt.Sprintf("%s adds Σ_kb (Σ_{k<128} a·b)·sa[i]·sb[j] to the %dx%d tile at c (row stride ldc): a is [kb][128][%d], b [kb][128][%d], sa [kb][%d], sb [kb][%d].",
 		s.name, s.mr, nr, s.mr, nr, s.mr, nr))
 	tile := AllocLocal(4 * s.mr * nr)
+	prefetchC(s.mr, 4*nr)
 	kb := Load(Param("kb"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
@@ -299,6 +300,23 @@ func fmaKernel(s fmaISA) {
 	RET()
 }
 
+// prefetchC prefetches the rows×width bytes of the C tile (row stride ldc
+// floats), which the kernel adds to only at its end: the lines arrive
+// while it computes.
+func prefetchC(rows, width int) {
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	for i := 0; i < rows; i++ {
+		for off := 0; off < width; off += 64 {
+			PREFETCHT0(Mem{Base: c, Disp: off})
+		}
+		if i+1 < rows {
+			ADDQ(ldc, c)
+		}
+	}
+}
+
 // raw emits bytes as they are.
 func raw(bs ...byte) {
 	for _, x := range bs {
@@ -332,6 +350,7 @@ func bf16Kernel() {
 	Doc(fmt.Sprintf("%s adds Σ_kb (Σ_{p<64} a·b as bfloat16 pairs)·sa[i]·sb[j] to the %dx%d tile at c (row stride ldc): a is [kb][64][%d] pairs, b [kb][64][%d], sa [kb][%d], sb [kb][%d].",
 		name, mr, nr, mr, nr, mr, nr))
 	tile := AllocLocal(4 * mr * nr) // as in fmaKernel
+	prefetchC(mr, 4*nr)
 	kb := Load(Param("kb"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
