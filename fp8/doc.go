@@ -81,7 +81,9 @@
 //     rate on AMD Zen 4), and the weight-only product runs a 12x32 float32
 //     FMA tile; a GEMV path for up to 8 activation rows decodes each weight
 //     byte once in registers and streams the weight;
-//   - AVX2 + FMA: a 6x16 float32 FMA tile, Go packing and GEMV;
+//   - AVX2 + FMA: a 6x16 float32 FMA tile, E4M3 decoded by VPGATHERDD from
+//     a float32 table (bulk decode, GEMV for up to 4 activation rows), Go
+//     packing;
 //   - pure Go everywhere else, and with the purego build tag.
 //
 // For more than 8 rows, workers share out 128-column blocks of the output:
