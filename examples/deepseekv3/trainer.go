@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/dsv3go/dsv3"
 	"github.com/dsv3go/dsv3/fp8"
@@ -62,6 +64,14 @@ func (c TrainConfig) Validate() error {
 // Trainer trains a Model: AdamW with warm-up and cosine decay, gradient
 // clipping and accumulation, the MTP loss, the router's bias update once
 // per optimizer step, and the optional sequence-wise balance loss.
+//
+// Each micro-batch is split by sequences over min(GOMAXPROCS, Batch)
+// data-parallel copies of the model that share its weights' values and
+// keep their own gradients; the shards run concurrently and their
+// gradients are summed, weighted by their share of the batch, into
+// Model's. Small models use the cores far better this way than by
+// splitting every small GEMM. The result is deterministic for a given
+// GOMAXPROCS.
 type Trainer struct {
 	Cfg   TrainConfig
 	Model *Model
@@ -73,6 +83,10 @@ type Trainer struct {
 	rng      *rand.Rand
 	balances []*router.BiasUpdater // one per MoE layer (main then MTP)
 	moeNames []string
+	// replicas are data-parallel copies of Model (weights copied from it
+	// at every step, gradients their own): each runs a share of the batch
+	// on its own goroutine, and their gradients are summed into Model's.
+	replicas []*Model
 }
 
 // StepResult reports one optimizer step.
@@ -112,7 +126,23 @@ func NewTrainer(model *Config, cfg TrainConfig) (*Trainer, error) {
 			}
 		}
 	}
+	for n := min(runtime.GOMAXPROCS(0), cfg.Batch); len(t.replicas) < n-1; {
+		r, err := New(model, Options{Train: true, Seed: cfg.Seed, MTP: model.NumNextnPredictLayers > 0})
+		if err != nil {
+			return nil, err
+		}
+		r.Precision = m.Precision
+		t.replicas = append(t.replicas, r)
+	}
 	for i, l := range t.allLayers() {
+		if cfg.Precision == FP8 {
+			for _, r := range t.replicas {
+				rl := layersOf(r)[i]
+				for _, p := range rl.Params() {
+					setEngine(rl, p.Name)
+				}
+			}
+		}
 		if l.MoE == nil {
 			continue
 		}
@@ -121,6 +151,9 @@ func NewTrainer(model *Config, cfg TrainConfig) (*Trainer, error) {
 			return nil, err
 		}
 		l.MoE.Balance = bu
+		for _, r := range t.replicas {
+			layersOf(r)[i].MoE.Balance = bu // loads of every shard add up
+		}
 		t.balances = append(t.balances, bu)
 		t.moeNames = append(t.moeNames, fmt.Sprintf("layer%d", i))
 	}
@@ -219,31 +252,59 @@ func (t *Trainer) TrainStep(data []int32) (StepResult, error) {
 	}
 	params := t.Model.Params()
 	dsv3.ZeroGrads(params)
+	rparams := t.syncReplicas()
 	res := StepResult{Step: t.Step + 1}
+	shards := t.shards()
+	losses := make([]Loss, len(shards))
+	errs := make([]error, len(shards))
 	for a := 0; a < c.Accum; a++ {
 		win := t.sample(data)
-		l, err := t.Model.TrainStep(win, c.Batch, c.SeqLen, c.Lambda, c.Alpha)
-		if err != nil {
-			return res, fmt.Errorf("deepseekv3: step %d: %w", t.Step+1, err)
+		run := func(i int) {
+			sh := shards[i]
+			part := win[sh.lo*(c.SeqLen+1) : sh.hi*(c.SeqLen+1)]
+			losses[i], errs[i] = sh.model.TrainStep(part, sh.hi-sh.lo, c.SeqLen, c.Lambda, c.Alpha)
 		}
-		res.Loss.Main += l.Main / float64(c.Accum)
-		res.Loss.MTP += l.MTP / float64(c.Accum)
-		res.Loss.Balance += l.Balance / float64(c.Accum)
-		if res.Loss.MTPDepths == nil {
-			res.Loss.MTPDepths = make([]float64, len(l.MTPDepths))
+		var wg sync.WaitGroup
+		for i := 1; i < len(shards); i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); run(i) }()
 		}
-		for i, v := range l.MTPDepths {
-			res.Loss.MTPDepths[i] += v / float64(c.Accum)
+		run(0)
+		wg.Wait()
+		for i, l := range losses {
+			if errs[i] != nil {
+				return res, fmt.Errorf("deepseekv3: step %d: %w", t.Step+1, errs[i])
+			}
+			f := float64(shards[i].hi-shards[i].lo) / float64(c.Batch) / float64(c.Accum)
+			res.Loss.Main += l.Main * f
+			res.Loss.MTP += l.MTP * f
+			res.Loss.Balance += l.Balance * f
+			if res.Loss.MTPDepths == nil {
+				res.Loss.MTPDepths = make([]float64, len(l.MTPDepths))
+			}
+			for j, v := range l.MTPDepths {
+				res.Loss.MTPDepths[j] += v * f
+			}
 		}
 		res.Tokens += c.Batch * c.SeqLen
 	}
-	if c.Accum > 1 {
-		s := 1 / float32(c.Accum)
-		for _, p := range params {
-			for i := 0; i < p.Grad.Rows; i++ {
-				row := p.Grad.Row(i)
-				for j := range row {
-					row[j] *= s
+	// Each shard's gradient is of its own mean loss: weight them by their
+	// share of the batch (and the accumulation) and sum into the master.
+	for pi, p := range params {
+		if p.Grad.Empty() {
+			continue
+		}
+		w0 := float32(shards[0].hi-shards[0].lo) / float32(c.Batch) / float32(c.Accum)
+		for r := 0; r < p.Grad.Rows; r++ {
+			g := p.Grad.Row(r)
+			for j := range g {
+				g[j] *= w0
+			}
+			for i := 1; i < len(shards); i++ {
+				wi := float32(shards[i].hi-shards[i].lo) / float32(c.Batch) / float32(c.Accum)
+				gi := rparams[i-1][pi].Grad.Row(r)
+				for j := range g {
+					g[j] += wi * gi[j]
 				}
 			}
 		}
@@ -290,4 +351,48 @@ func (t *Trainer) Eval(val []int32, windows int) (main, mtpLoss float64, err err
 		count++
 	}
 	return main / float64(count), mtpLoss / float64(count), nil
+}
+
+// layersOf returns a model's decoder layers followed by its MTP modules'.
+func layersOf(m *Model) []*Layer {
+	ls := append([]*Layer(nil), m.Layers...)
+	for _, mod := range m.MTP {
+		ls = append(ls, mod.Block.(*Layer))
+	}
+	return ls
+}
+
+type shard struct {
+	model  *Model
+	lo, hi int // sequences [lo, hi) of each micro-batch
+}
+
+// shards splits a micro-batch's sequences over the model and its replicas.
+func (t *Trainer) shards() []shard {
+	n := 1 + len(t.replicas)
+	out := make([]shard, n)
+	for i := range out {
+		m := t.Model
+		if i > 0 {
+			m = t.replicas[i-1]
+		}
+		out[i] = shard{model: m, lo: i * t.Cfg.Batch / n, hi: (i + 1) * t.Cfg.Batch / n}
+	}
+	return out
+}
+
+// syncReplicas copies the model's parameter values into every replica,
+// zeroes the replicas' gradients, and returns their parameter lists.
+func (t *Trainer) syncReplicas() [][]dsv3.Param {
+	master := t.Model.Params()
+	out := make([][]dsv3.Param, len(t.replicas))
+	for i, r := range t.replicas {
+		ps := r.Params()
+		for j, p := range ps {
+			p.Value.CopyFrom(master[j].Value)
+			p.Grad.Zero()
+		}
+		out[i] = ps
+	}
+	return out
 }

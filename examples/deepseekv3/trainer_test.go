@@ -244,3 +244,52 @@ func TestTrainingLossFalls(t *testing.T) {
 		}
 	}
 }
+
+// TestDataParallelShardsMatchOneModel checks that splitting each
+// micro-batch over replicas gives the gradient of the whole batch.
+func TestDataParallelShardsMatchOneModel(t *testing.T) {
+	rc := smallRecipe(F32)
+	rc.Batch = 4
+	par, err := NewTrainer(smallConfig(), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(par.replicas) < 2 { // three shards, whatever GOMAXPROCS is
+		r, err := New(smallConfig(), Options{Train: true, Seed: rc.Seed, MTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range layersOf(r) {
+			if l.MoE != nil {
+				l.MoE.Balance = layersOf(par.Model)[i].MoE.Balance
+			}
+		}
+		par.replicas = append(par.replicas, r)
+	}
+	one, err := NewTrainer(smallConfig(), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one.replicas = nil
+	data := syntheticData(4000)
+	rp, err := par.TrainStep(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := one.TrainStep(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rp.Loss.Total()-ro.Loss.Total()) > 1e-5*ro.Loss.Total() {
+		t.Errorf("loss %v over shards, %v in one model", rp.Loss.Total(), ro.Loss.Total())
+	}
+	a, b := par.Model.Params(), one.Model.Params()
+	for i := range a {
+		if a[i].Grad.Empty() {
+			continue
+		}
+		if d := maxRel(a[i].Grad, b[i].Grad); d > 1e-4 {
+			t.Errorf("%s: gradient over shards differs by %.3g", a[i].Name, d)
+		}
+	}
+}
