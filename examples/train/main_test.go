@@ -42,7 +42,7 @@ func TestTrainProgramEndToEnd(t *testing.T) {
 	if err := run(context.Background(), tinyArgs(data, out), &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	for _, want := range []string{"step    6", "plot:", "sample", "acceptance"} {
+	for _, want := range []string{"step    6", "plot:", "sample", "drafts accepted"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
