@@ -405,6 +405,7 @@ func sample(m *deepseekv3.Model, prompt []int32, n int, seed uint64, decode func
 	}
 	return decode(g.Tokens[0]), g.Stats.AcceptanceRate(), greedy.Stats.AcceptanceRate(), nil
 }
+
 // summarize reports the run's comparable figures: the first and final
 // smoothed training loss (mean over the first and last 10% of steps), the
 // last validation loss, the MTP loss, and the mean MaxVio of every MoE
