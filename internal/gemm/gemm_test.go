@@ -281,7 +281,7 @@ func TestSgemmNonFinite(t *testing.T) {
 	}
 }
 
-// TestSgemmWorkersAgree checks that 1, 2 and 3 workers (and the default)
+// TestSgemmWorkersAgree checks that 1, 2, 3 and 8 workers (and the default)
 // give bit-identical results: every element of C is computed by one worker
 // in the same order whatever the split.
 func TestSgemmWorkersAgree(t *testing.T) {
@@ -299,7 +299,7 @@ func TestSgemmWorkersAgree(t *testing.T) {
 				a, lda := layout(A, m, k, f.transA, 3)
 				b, ldb := layout(B, k, n, f.transB, 1)
 				var first []float32
-				for _, w := range []int{1, 2, 3, 0} {
+				for _, w := range []int{1, 2, 3, 8, 0} {
 					c := make([]float32, m*n)
 					for i := range c {
 						c[i] = float32(i % 7)
