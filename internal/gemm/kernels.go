@@ -27,8 +27,8 @@ type kernelSet struct {
 	// 1 <= r <= mr. nr is the register-tile (and packed B panel) width.
 	mr, nr int
 	micro  []microKernel
-	// kc is the depth of one packed block (the A panel, mr×kc, stays in L1);
-	// nc is the width of one packed B block (kc×nc stays in L2).
+	// kc is the depth of one packed block (the K slice one micro-kernel
+	// call covers) and nc the width of one packed B block; see doc.go.
 	kc, nc int
 	// lanes is the vector width the GEMV kernels require of k (dot) and n
 	// (axpy); the driver handles the remainder in Go.

@@ -18,6 +18,7 @@ func archKernelSets() []*kernelSet {
 	return sets
 }
 
+// avx512Kernels is the AVX512F set: 14×32 tiles, 16×16 transposes.
 func avx512Kernels() *kernelSet {
 	return &kernelSet{
 		name: "avx512",
@@ -37,6 +38,7 @@ func avx512Kernels() *kernelSet {
 	}
 }
 
+// avx2Kernels is the AVX2+FMA set: 6×16 tiles, 8×8 transposes.
 func avx2Kernels() *kernelSet {
 	return &kernelSet{
 		name: "avx2",
