@@ -55,6 +55,7 @@ type options struct {
 	evalEvery, evalWindows int
 	saveEvery, sampleLen   int
 	quiet                  bool
+	compare                string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -100,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.saveEvery, "save-every", 100, "checkpoint every this many steps (0: only at the end)")
 	fs.IntVar(&o.sampleLen, "sample", 96, "tokens to generate at the end (after a 32-token validation prompt)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&o.compare, "compare", "", "instead of training, compare finished runs: comma-separated output directories; the plot goes to -out/compare.png")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -165,6 +167,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.compare != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+		return compareRuns(o.compare, filepath.Join(o.out, "compare.png"), stdout)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()

@@ -122,3 +122,29 @@ func TestTrainProgramBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareRuns(t *testing.T) {
+	data := writeCorpus(t)
+	a, b := t.TempDir(), t.TempDir()
+	var sink bytes.Buffer
+	if err := run(context.Background(), tinyArgs(data, a, "-sample", "0"), &sink, &sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), tinyArgs(data, b, "-sample", "0", "-gamma", "0"), &sink, &sink); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"-compare", a + "," + b, "-out", out}, &stdout, &sink); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "validation loss") || !strings.Contains(stdout.String(), "MaxVio of the last 20%") {
+		t.Errorf("comparison output:\n%s", stdout.String())
+	}
+	if st, err := os.Stat(filepath.Join(out, "compare.png")); err != nil || st.Size() < 1000 {
+		t.Fatalf("comparison plot missing: %v", err)
+	}
+	if err := run(context.Background(), []string{"-compare", filepath.Join(out, "nothing"), "-out", out}, &stdout, &sink); err == nil {
+		t.Error("missing run accepted")
+	}
+}
