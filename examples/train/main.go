@@ -100,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.evalWindows, "eval-windows", 16, "validation windows per evaluation")
 	fs.IntVar(&o.saveEvery, "save-every", 100, "checkpoint every this many steps (0: only at the end)")
 	fs.IntVar(&o.sampleLen, "sample", 96, "tokens to generate at the end (after a 32-token validation prompt)")
-	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar (it is shown only when standard error is a terminal)")
 	fs.StringVar(&o.compare, "compare", "", "instead of training, compare finished runs: comma-separated output directories; the plot goes to -out/compare.png")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -231,7 +231,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(logf)
 
 	var bar *progressbar.ProgressBar
-	if !o.quiet {
+	if !o.quiet && isTerminal(stderr) {
 		bar = progressbar.NewOptions(rc.Steps, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("training"),
 			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionClearOnFinish())
@@ -460,4 +460,15 @@ func summarize(h []record) string {
 	}
 	return fmt.Sprintf("summary: smoothed train loss %.4f -> %.4f, final validation loss %.4f, MTP loss %.4f -> %.4f, mean MaxVio over the last 20%% of steps %.3f, %.0f tokens/s",
 		first, last, val, mtpFirst, mtpLast, vio, tps)
+}
+
+// isTerminal reports whether w is a terminal (a character device), where a
+// progress bar belongs; logs and pipes get none.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
