@@ -73,7 +73,15 @@ func blocked(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda i
 		}
 	}
 
-	parallel.Dynamic(packChunks(0), w, func(t int) { pack(0, t) })
+	// The first block has nothing to overlap with. Waking a second worker
+	// costs up to ~0.1 ms on a virtual machine, more than packing a block
+	// of up to 2^18 floats that is already in cache, so small ones are
+	// packed by the caller alone.
+	pw := w
+	if steps[0].kcur*steps[0].ncur <= 1<<18 {
+		pw = 1
+	}
+	parallel.Dynamic(packChunks(0), pw, func(t int) { pack(0, t) })
 	for s, st := range steps {
 		npanels := (st.ncur + nr - 1) / nr
 		bp := bufs[s%2].f
