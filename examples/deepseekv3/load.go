@@ -70,11 +70,8 @@ func Load(dir string, opt LoadOptions) (*Checkpoint, error) {
 		return nil, err
 	}
 	if opt.Precision == BF16 {
-		for _, l := range m.Layers {
+		for _, l := range layersOf(m) {
 			l.round = true
-		}
-		for _, mod := range m.MTP {
-			mod.Block.(*Layer).round = true
 		}
 	}
 	return ck, nil

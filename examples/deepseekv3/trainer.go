@@ -161,13 +161,7 @@ func NewTrainer(model *Config, cfg TrainConfig) (*Trainer, error) {
 }
 
 // allLayers returns the decoder layers followed by the MTP modules'.
-func (t *Trainer) allLayers() []*Layer {
-	ls := append([]*Layer(nil), t.Model.Layers...)
-	for _, mod := range t.Model.MTP {
-		ls = append(ls, mod.Block.(*Layer))
-	}
-	return ls
-}
+func (t *Trainer) allLayers() []*Layer { return layersOf(t.Model) }
 
 // MoENames names the MoE layers whose MaxVio StepResult reports.
 func (t *Trainer) MoENames() []string { return t.moeNames }
