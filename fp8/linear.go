@@ -5,6 +5,7 @@ import (
 
 	"github.com/dsv3go/dsv3"
 	"github.com/dsv3go/dsv3/internal/fp8x"
+	"github.com/dsv3go/dsv3/internal/parallel"
 )
 
 // Linear is a dsv3.LinearEngine that computes the three GEMMs of a linear
@@ -106,16 +107,22 @@ func (e *Linear) Backward(rec dsv3.Record, dy, dx, w, dw dsv3.Matrix) {
 func transpose(m dsv3.Matrix) dsv3.Matrix {
 	t := dsv3.NewMatrix(m.Cols, m.Rows)
 	const b = 32
-	for i0 := 0; i0 < m.Rows; i0 += b {
-		for j0 := 0; j0 < m.Cols; j0 += b {
-			for i := i0; i < min(i0+b, m.Rows); i++ {
-				row := m.Data[i*m.Stride:]
-				for j := j0; j < min(j0+b, m.Cols); j++ {
-					t.Data[j*m.Rows+i] = row[j]
+	rows, cols := m.Rows, m.Cols
+	parallel.For((cols+b-1)/b, 1, 0, func(lo, hi int) {
+		for jb := lo; jb < hi; jb++ {
+			j0, j1 := jb*b, min(jb*b+b, cols)
+			for i0 := 0; i0 < rows; i0 += b {
+				i1 := min(i0+b, rows)
+				for i := i0; i < i1; i++ {
+					src := m.Data[i*m.Stride+j0 : i*m.Stride+j1]
+					dst := t.Data[j0*rows+i:]
+					for k, v := range src {
+						dst[k*rows] = v
+					}
 				}
 			}
 		}
-	}
+	})
 	return t
 }
 
