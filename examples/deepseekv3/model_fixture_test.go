@@ -234,3 +234,22 @@ func TestTinyGradientsMatchFloat64Reference(t *testing.T) {
 		t.Logf("embedding rows %v: gradient rel err %.3g", len(rows), e)
 	}
 }
+
+// TestTinyMTPBlock checks the MTP module's decoder layer alone (layer 3 of
+// the checkpoint) on the fixture's block pair: input = the eh_proj output,
+// output = the whole layer before shared_head.norm, positions 0..38.
+func TestTinyMTPBlock(t *testing.T) {
+	ck := loadTiny(t, F32)
+	in := testutil.ExpectedMatrix(t, "mtp_block_input_f32_seq40")
+	want, _ := testutil.Expected(t, "mtp_block_output_f32_seq40")
+	blk := ck.MTP[0].Block.(*Layer)
+	got, _, err := blk.Apply(in, dsv3.Seq{Count: 1, Len: in.Rows}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := testutil.MatrixRelErr(got, want); e > 1e-4 {
+		t.Errorf("MTP block output rel err %.3g (want <= 1e-4)", e)
+	} else {
+		t.Logf("MTP block output rel err %.3g", e)
+	}
+}
