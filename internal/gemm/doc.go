@@ -47,6 +47,15 @@
 // of its rows with the vector (Wᵀ forms) or as a combination of its rows
 // (the others), split over workers by output element.
 //
+// When the forward form (A not transposed, B transposed: B is a weight
+// stored [N, K]) has 2 to 8 rows (a routed expert's few tokens in MoE
+// prefill), packing B would cost as much as the multiply, so B is not
+// packed either: each row of B is streamed once from the caller's memory
+// and dotted with all M rows of A at once, r rows of B at a time (M·r
+// vector accumulators: r = 4 up to M = 6, 3 for M = 7 and 8 with AVX-512),
+// split over workers by fixed groups of r rows of B, so the summation
+// order does not depend on the worker count either.
+//
 // # Kernels
 //
 // Three kernel sets implement the inner loops:
@@ -65,7 +74,8 @@
 // committed. The set is chosen once at init with golang.org/x/sys/cpu; the
 // purego build tag (or a non-amd64 GOARCH) leaves only the Go set. Every
 // assembly call covers at most one kc-deep register tile or a few rows of
-// a GEMV, so it returns within microseconds (assembly is not preempted).
+// a GEMV or of the small-M path (at most 4K depths), so it returns within
+// microseconds (assembly is not preempted).
 // The tests run every set the CPU supports, not only the dispatched one.
 //
 // Packing buffers come from a sync.Pool and are reused from call to call;

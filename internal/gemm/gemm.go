@@ -31,10 +31,14 @@ func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 }
 
 // run computes the validated product with kernel set ks: the GEMV path when
-// C is a single row or column, else the blocked driver. Tests call it with
+// C is a single row or column, the small-M path for the forward form with
+// 2 to smallMaxM rows, else the blocked driver. Tests call it with
 // every set the CPU supports.
 func run(ks *kernelSet, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool, workers int) {
 	if gemv(ks, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers) {
+		return
+	}
+	if smallM(ks, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers) {
 		return
 	}
 	blocked(ks, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc, workers)

@@ -163,3 +163,133 @@ func axpyAVX2R4(n int, x *float32, w *float32, ldw int, y *float32)
 //
 //go:noescape
 func axpyAVX2R1(n int, x *float32, w *float32, ldw int, y *float32)
+
+// smallAVX512M2R4 sets y[i*4+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 2 rows i of x and 4 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M2R4(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M2R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 2 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M2R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M3R4 sets y[i*4+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 3 rows i of x and 4 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M3R4(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M3R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 3 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M3R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M4R4 sets y[i*4+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 4 rows i of x and 4 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M4R4(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M4R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 4 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M4R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M5R4 sets y[i*4+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 5 rows i of x and 4 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M5R4(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M5R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 5 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M5R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M6R4 sets y[i*4+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 6 rows i of x and 4 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M6R4(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M6R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 6 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M6R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M7R3 sets y[i*3+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 7 rows i of x and 3 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M7R3(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M7R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 7 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M7R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M8R3 sets y[i*3+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 8 rows i of x and 3 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M8R3(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX512M8R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 8 rows i of x and 1 rows j of w; k must be a multiple of 16.
+//
+//go:noescape
+func smallAVX512M8R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M2R4 sets y[i*4+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 2 rows i of x and 4 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M2R4(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M2R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 2 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M2R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M3R3 sets y[i*3+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 3 rows i of x and 3 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M3R3(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M3R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 3 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M3R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M4R2 sets y[i*2+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 4 rows i of x and 2 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M4R2(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M4R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 4 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M4R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M5R2 sets y[i*2+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 5 rows i of x and 2 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M5R2(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M5R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 5 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M5R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M6R2 sets y[i*2+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 6 rows i of x and 2 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M6R2(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M6R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 6 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M6R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M7R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 7 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M7R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)
+
+// smallAVX2M8R1 sets y[i*1+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for 8 rows i of x and 1 rows j of w; k must be a multiple of 8.
+//
+//go:noescape
+func smallAVX2M8R1(k int, x *float32, ldx int, w *float32, ldw int, y *float32)

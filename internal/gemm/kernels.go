@@ -40,6 +40,9 @@ type kernelSet struct {
 	dot4, dot1 dotKernel
 	axpy4      axpyKernel
 	axpy1      axpyKernel
+	// small[m] are the small-M forward kernels for 2 <= m <= smallMaxM
+	// rows of A (see small.go); nil disables that path.
+	small []smallKernels
 }
 
 // kernelSets lists every set this CPU can run, fastest first; the first is

@@ -35,6 +35,14 @@ func avx512Kernels() *kernelSet {
 		packCols: packColsAVX512,
 		dot4:     dotAVX512R4, dot1: dotAVX512R1,
 		axpy4: axpyAVX512R4, axpy1: axpyAVX512R1,
+		small: []smallKernels{2: {4, smallAVX512M2R4, smallAVX512M2R1},
+			3: {4, smallAVX512M3R4, smallAVX512M3R1},
+			4: {4, smallAVX512M4R4, smallAVX512M4R1},
+			5: {4, smallAVX512M5R4, smallAVX512M5R1},
+			6: {4, smallAVX512M6R4, smallAVX512M6R1},
+			7: {3, smallAVX512M7R3, smallAVX512M7R1},
+			8: {3, smallAVX512M8R3, smallAVX512M8R1},
+		},
 	}
 }
 
@@ -53,6 +61,14 @@ func avx2Kernels() *kernelSet {
 		packCols: packColsAVX2,
 		dot4:     dotAVX2R4, dot1: dotAVX2R1,
 		axpy4: axpyAVX2R4, axpy1: axpyAVX2R1,
+		small: []smallKernels{2: {4, smallAVX2M2R4, smallAVX2M2R1},
+			3: {3, smallAVX2M3R3, smallAVX2M3R1},
+			4: {2, smallAVX2M4R2, smallAVX2M4R1},
+			5: {2, smallAVX2M5R2, smallAVX2M5R1},
+			6: {2, smallAVX2M6R2, smallAVX2M6R1},
+			7: {1, smallAVX2M7R1, smallAVX2M7R1},
+			8: {1, smallAVX2M8R1, smallAVX2M8R1},
+		},
 	}
 }
 

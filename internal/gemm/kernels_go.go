@@ -19,6 +19,7 @@ func goKernels() *kernelSet {
 		packCols: packCols,
 		dot4:     goDot4, dot1: goDot1,
 		axpy4: goAxpy4, axpy1: goAxpy1,
+		small: goSmallKernels(),
 	}
 	return ks
 }

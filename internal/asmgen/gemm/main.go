@@ -2,7 +2,9 @@
 // github.com/dsv3go/dsv3/internal/gemm: register-blocked GEMM micro-kernels
 // over packed panels, the packing kernels that fill those panels (in-register
 // transposes and masked copies), and the two GEMV kernels (dot-product rows
-// and row-combination "axpy") used when C has a single row or column.
+// and row-combination "axpy") used when C has a single row or column, and
+// the small-M forward kernels (2 to 8 rows of A dotted with up to 4 rows of
+// B at once) used when C has a few rows.
 //
 // Regenerate from internal/asmgen with
 //
@@ -69,6 +71,14 @@ func main() {
 		dot(s, 1)
 		axpy(s, 4)
 		axpy(s, 1)
+	}
+	for _, s := range []isa{avx512, avx2} {
+		for m := 2; m <= smallMaxM; m++ {
+			if r := smallRows(s, m); r > 1 {
+				smallDot(s, m, r)
+			}
+			smallDot(s, m, 1)
+		}
 	}
 	Generate()
 }
@@ -565,6 +575,158 @@ func copyPackAVX2() {
 	DECQ(k)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// smallMaxM is the largest row count of A the small-M kernels serve.
+const smallMaxM = 8
+
+// smallRows is the number of B rows a small-M kernel for m rows of A takes
+// at a time: as many as fit the register file (m·r accumulators, r B
+// vectors and two A vectors), at most 4. It must match smallRows in
+// internal/gemm.
+func smallRows(s isa, m int) int {
+	regs := 32
+	if s.width == 8 {
+		regs = 16
+	}
+	return min(4, (regs-2)/(m+1))
+}
+
+// rowAddr returns the address of row i (of a matrix with row stride ld
+// bytes) given base pointers at rows 0, 3 and 6: every row below 9 is one
+// of base + {0, 1, 2, 4, 8}·ld from one of them.
+func rowAddr(bases []Register, ld Register, i int) Mem {
+	for b, base := range bases {
+		switch d := i - 3*b; d {
+		case 0:
+			return Mem{Base: base}
+		case 1, 2, 4, 8:
+			return Mem{Base: base, Index: ld, Scale: uint8(d)}
+		}
+	}
+	panic(fmt.Sprintf("row %d not reachable from %d bases", i, len(bases)))
+}
+
+// rowBases loads base pointers at rows 0, 3, 6 (as many as rows needs) of
+// the matrix at p with row stride ld bytes.
+func rowBases(p, ld Register, rows int) []Register {
+	bases := []Register{p}
+	for b := 1; 3*b < rows; b++ {
+		nb := GP64()
+		LEAQ(Mem{Base: bases[b-1], Index: ld, Scale: 2}, nb)
+		ADDQ(ld, nb)
+		bases = append(bases, nb)
+	}
+	return bases
+}
+
+// smallDot emits small<ISA>M<m>R<r>: the small-M forward kernel, dot
+// products of m rows of A (x, row stride ldx) with r rows of B (w, row
+// stride ldw) over k depths (a multiple of the vector width), each B vector
+// loaded once and used for all m rows:
+//
+//	y[i*r+j] = Σ_{p<k} x[i*ldx+p]·w[j*ldw+p],  i < m, j < r.
+func smallDot(s isa, m, r int) {
+	name := fmt.Sprintf("small%sM%dR%d", s.name, m, r)
+	TEXT(name, NOSPLIT, "func(k int, x *float32, ldx int, w *float32, ldw int, y *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s sets y[i*%d+j] = Σ_p x[i*ldx+p]·w[j*ldw+p] for %d rows i of x and %d rows j of w; k must be a multiple of %d.", name, r, m, r, s.width))
+	k := Load(Param("k"), GP64())
+	x := Load(Param("x"), GP64())
+	ldx := Load(Param("ldx"), GP64())
+	w := Load(Param("w"), GP64())
+	ldw := Load(Param("ldw"), GP64())
+	SHLQ(U8(2), ldx)
+	SHLQ(U8(2), ldw)
+	SHLQ(U8(2), k) // bytes
+	xb := rowBases(x, ldx, m)
+	wb := rowBases(w, ldw, r)
+	acc := make([][]VecVirtual, m)
+	for i := range acc {
+		acc[i] = make([]VecVirtual, r)
+		for j := range acc[i] {
+			acc[i][j] = s.vec()
+			zero(s, acc[i][j])
+		}
+	}
+	bv := make([]VecVirtual, r)
+	for j := range bv {
+		bv[j] = s.vec()
+	}
+	av := [2]VecVirtual{s.vec(), s.vec()}
+	vb := 4 * s.width
+	step := func(u int) {
+		for j := 0; j < r; j++ {
+			a := rowAddr(wb, ldw, j)
+			a.Disp += u * vb
+			VMOVUPS(a, bv[j])
+		}
+		for i := 0; i < m; i++ {
+			a := rowAddr(xb, ldx, i)
+			a.Disp += u * vb
+			t := av[i%2]
+			VMOVUPS(a, t)
+			for j := 0; j < r; j++ {
+				VFMADD231PS(bv[j], t, acc[i][j])
+			}
+		}
+	}
+	advance := func(bytes int) {
+		for _, p := range xb {
+			ADDQ(U32(bytes), p)
+		}
+		for _, p := range wb {
+			ADDQ(U32(bytes), p)
+		}
+	}
+
+	Comment("Main loop: two vectors of depth per iteration.")
+	Label(name + "_loop2")
+	CMPQ(k, U32(2*vb))
+	JL(LabelRef(name + "_one"))
+	step(0)
+	step(1)
+	advance(2 * vb)
+	SUBQ(U32(2*vb), k)
+	JMP(LabelRef(name + "_loop2"))
+
+	Label(name + "_one")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_reduce"))
+	step(0)
+
+	Label(name + "_reduce")
+	y := Load(Param("y"), GP64())
+	for i := 0; i < m; i++ {
+		for j := 0; j < r; j++ {
+			v := acc[i][j]
+			xr := v.AsX()
+			if s.width == 16 {
+				// AVX512F-only (EVEX) steps, as the accumulators may
+				// live in Z16-Z31, which VEX instructions cannot name:
+				// fold the 256-bit halves, the 128-bit quarters, then
+				// the pairs and the lanes of each 128-bit block.
+				t := ZMM()
+				VSHUFF32X4(U8(0x4E), v, v, t)
+				VADDPS(t, v, v)
+				VSHUFF32X4(U8(0xB1), v, v, t)
+				VADDPS(t, v, v)
+				VPERMILPS(U8(0x4E), v, t)
+				VADDPS(t, v, v)
+				VPERMILPS(U8(0xB1), v, t)
+				VADDPS(t, v, v)
+			} else {
+				h := XMM()
+				VEXTRACTF128(U8(1), v, h)
+				VADDPS(h, xr, xr)
+				VHADDPS(xr, xr, xr)
+				VHADDPS(xr, xr, xr)
+			}
+			VMOVSS(xr, Mem{Base: y, Disp: 4 * (i*r + j)})
+		}
+	}
 	VZEROUPPER()
 	RET()
 }
