@@ -169,8 +169,11 @@ func TestSequencesIndependent(t *testing.T) {
 		}
 		for i := 0; i < 5; i++ {
 			for j, v := range yb.Row(i) {
-				if d := math.Abs(float64(v - y.At(5*b+i, j))); d > 1e-6 {
-					t.Fatalf("sequence %d row %d: batched %v, alone %v", b, i, y.At(5*b+i, j), v)
+				// Relative: the GEMM may sum in another order for another
+				// batch size (its small-M path), so equal to rounding only.
+				w := y.At(5*b+i, j)
+				if d := math.Abs(float64(v - w)); d > 1e-5*math.Max(1, math.Abs(float64(w))) {
+					t.Fatalf("sequence %d row %d: batched %v, alone %v", b, i, w, v)
 				}
 			}
 		}
