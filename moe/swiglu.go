@@ -24,6 +24,7 @@ const (
 	Training
 )
 
+// String returns the mode's name.
 func (m Mode) String() string {
 	switch m {
 	case Inference:
