@@ -310,18 +310,10 @@ func (r *generator) prefill(prompts [][]int32) error {
 // last token of each span (the only ones a prefill samples from), and the
 // final-norm states of every token (which the MTP module consumes).
 func (m *Model) inferLast(st *State, tokens []int32, spans []mla.Span) (logits, hidden dsv3.Matrix, err error) {
-	if err := m.Embed.CheckIDs(tokens); err != nil {
+	hn, err := m.inferStates(st, tokens, spans)
+	if err != nil {
 		return dsv3.Matrix{}, dsv3.Matrix{}, err
 	}
-	h := m.Embed.Forward(tokens)
-	m.round(h)
-	for i, l := range m.Layers {
-		if h, err = l.Infer(h, spans, st.caches[i], st.Path); err != nil {
-			return dsv3.Matrix{}, dsv3.Matrix{}, fmt.Errorf("deepseekv3: layer %d: %w", i, err)
-		}
-	}
-	hn, _ := m.Norm.Forward(h, false)
-	m.round(hn)
 	last := dsv3.NewMatrix(len(spans), hn.Cols)
 	row := 0
 	for i, sp := range spans {

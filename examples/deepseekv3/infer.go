@@ -75,20 +75,32 @@ func (m *Model) Infer(st *State, tokens []int32, spans []mla.Span) (logits, hidd
 	if n != len(tokens) {
 		return dsv3.Matrix{}, dsv3.Matrix{}, fmt.Errorf("deepseekv3: %d tokens for spans totalling %d", len(tokens), n)
 	}
-	if err := m.Embed.CheckIDs(tokens); err != nil {
+	hn, err := m.inferStates(st, tokens, spans)
+	if err != nil {
 		return dsv3.Matrix{}, dsv3.Matrix{}, err
+	}
+	lg, _ := m.Head.Forward(hn, false)
+	return lg, hn, nil
+}
+
+// inferStates runs the embedding, every layer (writing the caches) and the
+// final norm for new tokens of cached sequences, and returns the
+// final-norm states of every token.
+func (m *Model) inferStates(st *State, tokens []int32, spans []mla.Span) (dsv3.Matrix, error) {
+	if err := m.Embed.CheckIDs(tokens); err != nil {
+		return dsv3.Matrix{}, err
 	}
 	h := m.Embed.Forward(tokens)
 	m.round(h)
 	for i, l := range m.Layers {
+		var err error
 		if h, err = l.Infer(h, spans, st.caches[i], st.Path); err != nil {
-			return dsv3.Matrix{}, dsv3.Matrix{}, fmt.Errorf("deepseekv3: layer %d: %w", i, err)
+			return dsv3.Matrix{}, fmt.Errorf("deepseekv3: layer %d: %w", i, err)
 		}
 	}
 	hn, _ := m.Norm.Forward(h, false)
 	m.round(hn)
-	lg, _ := m.Head.Forward(hn, false)
-	return lg, hn, nil
+	return hn, nil
 }
 
 // InferMTP runs the first MTP module for cached sequences: hidden holds
