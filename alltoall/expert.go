@@ -2,7 +2,6 @@ package alltoall
 
 import (
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/dsv3go/dsv3"
@@ -101,14 +100,6 @@ func (d *Dispatcher) runExperts(b *Batch, outCols int, expert func(int, dsv3.Mat
 		}
 	})
 	out := dsv3.NewMatrix(P, outCols)
-	order := make([]int, 0, n)
-	for e := range n {
-		if start[e+1] > start[e] {
-			order = append(order, e)
-		}
-	}
-	size := func(e int) int { return start[e+1] - start[e] }
-	sort.SliceStable(order, func(i, j int) bool { return size(order[i]) > size(order[j]) })
 	var mu sync.Mutex
 	var first error
 	run := func(e, workers int) {
@@ -121,14 +112,11 @@ func (d *Dispatcher) runExperts(b *Batch, outCols int, expert func(int, dsv3.Mat
 			mu.Unlock()
 		}
 	}
-	remaining := P
-	i := 0
-	for ; i < len(order) && W > 1 && size(order[i])*W > remaining; i++ {
-		run(order[i], W)
-		remaining -= size(order[i])
+	sizes := make([]int, n)
+	for e := range sizes {
+		sizes[e] = start[e+1] - start[e]
 	}
-	rest := order[i:]
-	parallel.Dynamic(len(rest), W, func(j int) { run(rest[j], 1) })
+	parallel.BySize(sizes, W, run)
 	if first != nil {
 		return nil, first
 	}

@@ -2,7 +2,6 @@ package moe
 
 import (
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/dsv3go/dsv3"
@@ -121,16 +120,6 @@ func (l Local) Dispatch(x dsv3.Matrix, experts []int32, k, nExperts int, scale [
 		}
 	})
 	out := dsv3.NewMatrix(P, outCols)
-	// Experts with rows, biggest first (ties: lower id).
-	order := make([]int, 0, nExperts)
-	for e := range nExperts {
-		if start[e+1] > start[e] {
-			order = append(order, e)
-		}
-	}
-	size := func(e int) int { return start[e+1] - start[e] }
-	sort.SliceStable(order, func(i, j int) bool { return size(order[i]) > size(order[j]) })
-
 	var mu sync.Mutex
 	var first error
 	run := func(e, workers int) {
@@ -143,14 +132,11 @@ func (l Local) Dispatch(x dsv3.Matrix, experts []int32, k, nExperts int, scale [
 			mu.Unlock()
 		}
 	}
-	remaining := P
-	i := 0
-	for ; i < len(order) && W > 1 && size(order[i])*W > remaining; i++ {
-		run(order[i], W) // bigger than a fair share: alone, all workers
-		remaining -= size(order[i])
+	sizes := make([]int, nExperts)
+	for e := range sizes {
+		sizes[e] = start[e+1] - start[e]
 	}
-	rest := order[i:]
-	parallel.Dynamic(len(rest), W, func(j int) { run(rest[j], 1) })
+	parallel.BySize(sizes, W, run)
 	if first != nil {
 		return dsv3.Matrix{}, nil, first
 	}

@@ -8,6 +8,7 @@ package parallel
 
 import (
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -87,4 +88,30 @@ func Dynamic(n, workers int, body func(i int)) {
 	}
 	run()
 	wg.Wait()
+}
+
+// BySize runs body(i, w) once for every item i with sizes[i] > 0, biggest
+// first (ties: lower index), for uneven work such as experts with
+// different token counts: an item larger than its fair share of the work
+// still to do runs alone with all workers (w = workers), the rest run
+// concurrently with one worker each (w = 1), taking the next-biggest as
+// they finish. workers <= 0 means GOMAXPROCS.
+func BySize(sizes []int, workers int, body func(i, w int)) {
+	w := Workers(workers)
+	order := make([]int, 0, len(sizes))
+	remaining := 0
+	for i, s := range sizes {
+		if s > 0 {
+			order = append(order, i)
+			remaining += s
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return sizes[order[a]] > sizes[order[b]] })
+	k := 0
+	for ; k < len(order) && w > 1 && sizes[order[k]]*w > remaining; k++ {
+		body(order[k], w)
+		remaining -= sizes[order[k]]
+	}
+	rest := order[k:]
+	Dynamic(len(rest), w, func(j int) { body(rest[j], 1) })
 }

@@ -1,6 +1,7 @@
 package parallel
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -45,5 +46,36 @@ func TestWorkers(t *testing.T) {
 	}
 	if Workers(0) < 1 {
 		t.Fatal("default count below 1")
+	}
+}
+
+func TestBySize(t *testing.T) {
+	sizes := []int{5, 0, 100, 5, 1, 0, 7}
+	for _, w := range []int{1, 2, 4} {
+		var mu sync.Mutex
+		seen := map[int]int{}
+		var order []int
+		BySize(sizes, w, func(i, workers int) {
+			mu.Lock()
+			seen[i]++
+			order = append(order, i)
+			mu.Unlock()
+			// With 2 workers only item 2 (100 of 118) exceeds its fair
+			// share; the rest (7 of 18 remaining, ...) run one worker each.
+			if w == 2 && i == 2 && workers != 2 {
+				t.Errorf("w=2: the item larger than its fair share ran with %d workers", workers)
+			}
+			if w == 2 && i != 2 && workers != 1 {
+				t.Errorf("w=2: item %d ran with %d workers", i, workers)
+			}
+		})
+		for i, s := range sizes {
+			if want := map[bool]int{true: 1, false: 0}[s > 0]; seen[i] != want {
+				t.Errorf("w=%d: item %d (size %d) ran %d times", w, i, s, seen[i])
+			}
+		}
+		if w == 1 && (len(order) != 5 || order[0] != 2 || order[1] != 6 || order[2] != 0 || order[3] != 3 || order[4] != 4) {
+			t.Errorf("one worker: order %v, want biggest first with ties by index [2 6 0 3 4]", order)
+		}
 	}
 }
